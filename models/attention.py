@@ -1,0 +1,196 @@
+"""Run a model on a text (or a text pair) and return everything its attention did.
+
+    extract(loaded, text, text_pair=None, max_tokens=None, head_mask=None) -> AttentionRun
+
+* encoder (BERT family): `text_pair` is sentence B of a pair (segments from token types).
+* decoder (GPT-2 family): `text_pair` is appended as a second sequence (segment 1).
+* encoder-decoder (BART, T5, Marian): `text` is the source; `text_pair` the target fed to the
+  decoder with teacher forcing (decoder input = start token + target[:-1]); with no target
+  the source text is used as target.
+
+Texts longer than the model's positions (or `max_tokens`) are truncated; the run says where.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from models import interventions
+from models.loader import LoadedModel
+from models.run import AttentionRun, Block, Token, Truncation
+
+
+class InputError(ValueError):
+    """A text the model cannot run (empty, only whitespace, nothing left after tokenising)."""
+
+
+def _clean(text: str | None, what: str, required: bool) -> str | None:
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise InputError(f"{what} must be text")
+    text = text.replace("\x00", "")
+    if not text.strip():
+        if required:
+            raise InputError(f"{what} is empty: type a sentence to run")
+        return None
+    return text
+
+
+def _tokens(enc, tokenizer, texts: list[str]) -> tuple[Token, ...]:
+    ids = enc["input_ids"]
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    offsets = enc["offset_mapping"]
+    special = enc["special_tokens_mask"]
+    seq_ids = enc.sequence_ids()
+    word_ids = enc.word_ids()
+    types = enc.get("token_type_ids")
+    out = []
+    prev_word, prev_seg, segment = None, None, 0
+    for i, tid in enumerate(ids):
+        is_special = bool(special[i])
+        if seq_ids[i] is not None:
+            segment = int(seq_ids[i])
+        elif types is not None:
+            segment = int(types[i])
+        start, end = offsets[i]
+        word = word_ids[i]
+        subword = (not is_special and word is not None and word == prev_word and segment == prev_seg
+                   and i > 0 and start == offsets[i - 1][1])
+        out.append(Token(piece=pieces[i], id=int(tid),
+                         start=None if is_special else int(start), end=None if is_special else int(end),
+                         segment=segment, special=is_special, subword=bool(subword),
+                         word=None if is_special or word is None else int(word)))
+        if not is_special:
+            prev_word, prev_seg = word, segment
+    return tuple(out)
+
+
+def _encode(tokenizer, text, pair, max_tokens, side) -> tuple[dict, list[Truncation]]:
+    """Tokenise with offsets; truncate to max_tokens and describe what was dropped."""
+    kw = dict(return_offsets_mapping=True, return_special_tokens_mask=True)
+    full = tokenizer(text, pair, **kw)
+    if len(full["input_ids"]) <= max_tokens:
+        return full, []
+    enc = tokenizer(text, pair, truncation=True, max_length=max_tokens, **kw)
+    truncations = []
+    texts = [text, pair]
+    for seg in (0, 1):
+        if texts[seg] is None:
+            continue
+        total = sum(1 for s in full.sequence_ids() if s == seg)
+        kept_ends = [e for s, (_, e) in zip(enc.sequence_ids(), enc["offset_mapping"]) if s == seg]
+        if total > len(kept_ends):
+            truncations.append(Truncation(side=side, segment=seg, kept_chars=max(kept_ends, default=0),
+                                          total_chars=len(texts[seg]), dropped_tokens=total - len(kept_ends),
+                                          max_tokens=max_tokens))
+    return enc, truncations
+
+
+def _stack(calls, n_heads_expected=None) -> dict[str, tuple[str, np.ndarray, np.ndarray | None]]:
+    """Group captured calls by block: {block: (kind, weights [L,H,Tq,Tk], scores or None)}."""
+    grouped = defaultdict(dict)
+    for slot, scores, weights in calls:
+        grouped[slot.block][slot.layer] = (slot.kind, scores, weights)
+    out = {}
+    for block, layers in grouped.items():
+        idx = sorted(layers)
+        if idx != list(range(len(idx))):
+            raise RuntimeError(f"block {block}: captured layers {idx} are not contiguous")
+        kind = layers[0][0]
+        w = torch.stack([layers[i][2][0] for i in idx]).float().numpy().astype(np.float16)
+        s = None
+        if layers[0][1] is not None:
+            s = torch.stack([layers[i][1][0] for i in idx]).float().numpy()
+            s = np.where(s < -6e4, -np.inf, s).astype(np.float16)  # masked positions (~-3e38) -> -inf
+        out[block] = (kind, w, s)
+    return out
+
+
+def _gates(loaded: LoadedModel, head_mask) -> dict | None:
+    if head_mask is None:
+        return None
+    if not isinstance(head_mask, dict):
+        head_mask = {next(iter(loaded.blocks)): head_mask}
+    gates = {}
+    for block, mask in head_mask.items():
+        arr = np.asarray(mask, dtype=np.float32)
+        expected = loaded.shape(block)
+        if arr.shape != expected:
+            raise InputError(f"head mask for block {block!r} has shape {arr.shape}, expected {expected}")
+        gates[block] = torch.from_numpy(arr)
+    return gates
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Sentence embedding as sentence-transformers computes it: masked mean, L2-normalised.
+    hidden [batch, T, hidden], attention_mask [batch, T] -> [batch, hidden]."""
+    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=-1)
+
+
+def forward_inputs(loaded: LoadedModel, text: str, text_pair: str | None, max_tokens: int):
+    """Model inputs + token lists + truncations for one text (pair). Shared by extract and pruning."""
+    tok = loaded.tokenizer
+    if loaded.architecture == "encoder-decoder":
+        src, trunc = _encode(tok, text, None, max_tokens, "source")
+        target_text = text_pair if text_pair is not None else text
+        tgt, trunc_t = _encode(tok, target_text, None, max_tokens, "target")
+        start = loaded.model.config.decoder_start_token_id
+        if start is None:
+            start = tok.pad_token_id if tok.pad_token_id is not None else 0
+        labels = torch.tensor([tgt["input_ids"]])
+        dec_ids = torch.tensor([[start] + tgt["input_ids"][:-1]])
+        target_tokens = _tokens(tgt, tok, [target_text])
+        start_piece = tok.convert_ids_to_tokens([start])[0]
+        shifted = (Token(piece=start_piece, id=int(start), start=None, end=None, segment=0,
+                         special=True, subword=False),) + target_tokens[:-1]
+        inputs = {"input_ids": torch.tensor([src["input_ids"]]),
+                  "attention_mask": torch.ones(1, len(src["input_ids"]), dtype=torch.long),
+                  "decoder_input_ids": dec_ids, "labels": labels}
+        return inputs, _tokens(src, tok, [text]), shifted, trunc + trunc_t
+    enc, trunc = _encode(tok, text, text_pair, max_tokens, "source")
+    inputs = {"input_ids": torch.tensor([enc["input_ids"]]),
+              "attention_mask": torch.ones(1, len(enc["input_ids"]), dtype=torch.long)}
+    if "token_type_ids" in enc and loaded.architecture == "encoder":
+        inputs["token_type_ids"] = torch.tensor([enc["token_type_ids"]])
+    if loaded.architecture == "decoder" and loaded.head == "causal-lm":
+        inputs["labels"] = inputs["input_ids"].clone()
+    return inputs, _tokens(enc, tok, [text, text_pair]), (), trunc
+
+
+def extract(loaded: LoadedModel, text: str, text_pair: str | None = None, *, max_tokens: int | None = None,
+            head_mask=None, scores: bool = True) -> AttentionRun:
+    """Run the model once and capture every attention block (see module docstring)."""
+    text = _clean(text, "The text", required=True)
+    text_pair = _clean(text_pair, "The second text", required=False)
+    limit = loaded.max_tokens if max_tokens is None else max(4, min(int(max_tokens), loaded.max_tokens))
+    inputs, source, target, truncations = forward_inputs(loaded, text, text_pair, limit)
+    gates = _gates(loaded, head_mask)
+    outputs = {}
+    with torch.inference_mode(), interventions.capture(scores=scores) as cap, \
+            interventions.head_gates(gates or {}):
+        out = loaded.model(**inputs)
+    if getattr(out, "loss", None) is not None:
+        outputs["loss"] = np.asarray(float(out.loss), dtype=np.float32)
+    if loaded.architecture == "encoder" and loaded.head == "none":
+        emb = mean_pool(out.last_hidden_state, inputs["attention_mask"])[0]
+        outputs["embedding"] = emb.numpy().astype(np.float32)
+    stacked = _stack(cap.calls)
+    blocks = []
+    for name in loaded.blocks:
+        kind, w, s = stacked[name]
+        q_side = "target" if name in ("decoder", "cross") else "source"
+        k_side = "target" if name == "decoder" else "source"
+        blocks.append(Block(name=name, kind=kind, query_side=q_side, key_side=k_side, weights=w, scores=s))
+    mask_arr = None
+    if gates is not None:
+        mask_arr = gates[next(iter(loaded.blocks))].numpy() if next(iter(loaded.blocks)) in gates else None
+    return AttentionRun(
+        model_name=loaded.name, model_fingerprint=loaded.fingerprint, architecture=loaded.architecture,
+        text=text, text_pair=text_pair, source_tokens=source, target_tokens=target, blocks=tuple(blocks),
+        truncations=tuple(truncations), head_mask=mask_arr, outputs=outputs,
+    )
