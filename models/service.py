@@ -1,0 +1,106 @@
+"""What the page asks for: a run, computed once, stored on disk, read back by every worker.
+
+    get_run(RunRequest) -> AttentionRun        (raises ModelNotFound, ModelLoadError, InputError)
+
+Lookup order: a small per-process LRU of recent runs (so switching heads on a 500-token text
+does not re-read 70 MB from disk), then the shared disk cache, then the model.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models import attention, cache, loader
+from models.run import SCHEMA_VERSION, AttentionRun
+
+MEMORY_RUNS = 6  # recent runs kept in memory per process
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    model: str
+    text: str
+    text_pair: str | None = None
+    max_tokens: int | None = None
+    head_mask: tuple | None = field(default=None)  # nested tuples [layers][heads] of 0/1 (main block)
+
+    @classmethod
+    def create(cls, model, text, text_pair=None, max_tokens=None, head_mask=None) -> "RunRequest":
+        hm = None
+        if head_mask is not None:
+            arr = np.asarray(head_mask, dtype=np.float32)
+            if not np.all(arr == 1):  # an all-ones mask is the unpruned model
+                hm = tuple(tuple(float(x) for x in row) for row in arr)
+        pair = text_pair if (isinstance(text_pair, str) and text_pair.strip()) else None
+        return cls(model=model, text=text, text_pair=pair,
+                   max_tokens=int(max_tokens) if max_tokens else None, head_mask=hm)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "text": self.text, "text_pair": self.text_pair,
+                "max_tokens": self.max_tokens,
+                "head_mask": None if self.head_mask is None else [list(r) for r in self.head_mask]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunRequest":
+        return cls.create(d.get("model"), d.get("text"), d.get("text_pair"), d.get("max_tokens"),
+                          d.get("head_mask"))
+
+
+class _LRU:
+    def __init__(self, size: int):
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key, value):
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+    def clear(self):
+        with self.lock:
+            self.items.clear()
+
+
+_MEMORY = _LRU(MEMORY_RUNS)
+
+
+def request_key(req: RunRequest, loaded: loader.LoadedModel) -> str:
+    return cache.run_key(
+        model_fingerprint=loaded.fingerprint, tokenizer_fingerprint=loaded.tokenizer_fingerprint,
+        text=req.text, text_pair=req.text_pair, options={"max_tokens": req.max_tokens},
+        head_mask=None if req.head_mask is None else np.asarray(req.head_mask, dtype=np.float32),
+        schema=SCHEMA_VERSION)
+
+
+def get_run(req: RunRequest, *, run_cache: cache.RunCache | None = None) -> AttentionRun:
+    loaded = loader.get_loaded(req.model)
+    key = request_key(req, loaded)
+    hit = _MEMORY.get(key)
+    if hit is not None:
+        return hit
+    store = run_cache or cache.default_cache()
+
+    def compute():
+        run = attention.extract(loaded, req.text, req.text_pair, max_tokens=req.max_tokens,
+                                head_mask=None if req.head_mask is None else np.asarray(req.head_mask))
+        return run.to_payload()
+
+    meta, arrays, _ = store.get_or_compute(key, compute)
+    run = AttentionRun.from_payload(meta, arrays)
+    _MEMORY.put(key, run)
+    return run
+
+
+def clear_memory() -> None:
+    _MEMORY.clear()
