@@ -84,11 +84,16 @@ def request_key(req: RunRequest, loaded: loader.LoadedModel) -> str:
 
 
 def get_run(req: RunRequest, *, run_cache: cache.RunCache | None = None) -> AttentionRun:
+    return get_run_status(req, run_cache=run_cache)[0]
+
+
+def get_run_status(req: RunRequest, *, run_cache: cache.RunCache | None = None) -> tuple[AttentionRun, str]:
+    """The run and where it came from: "memory", "disk" or "model"."""
     loaded = loader.get_loaded(req.model)
     key = request_key(req, loaded)
     hit = _MEMORY.get(key)
     if hit is not None:
-        return hit
+        return hit, "memory"
     store = run_cache or cache.default_cache()
 
     def compute():
@@ -96,10 +101,10 @@ def get_run(req: RunRequest, *, run_cache: cache.RunCache | None = None) -> Atte
                                 head_mask=None if req.head_mask is None else np.asarray(req.head_mask))
         return run.to_payload()
 
-    meta, arrays, _ = store.get_or_compute(key, compute)
+    meta, arrays, was_cached = store.get_or_compute(key, compute)
     run = AttentionRun.from_payload(meta, arrays)
     _MEMORY.put(key, run)
-    return run
+    return run, ("disk" if was_cached else "model")
 
 
 def clear_memory() -> None:

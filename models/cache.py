@@ -1,0 +1,571 @@
+"""The shared on-disk run cache: (meta, arrays) pairs stored as checksummed bytes, never pickle.
+
+    cache = RunCache(directory=None)        a diskcache.Cache in `directory` (default: default_cache_dir())
+    cache.get(key) -> (meta, arrays) | None
+    cache.put(key, meta, arrays) -> bool    True when stored
+    cache.get_or_compute(key, compute) -> (meta, arrays, hit)
+    cache.get_json(key, default=None) / cache.put_json(key, obj) -> bool    small JSON values
+    cache.delete(key) -> bool
+    cache.status() -> {"directory", "ok", "reason", "entries"}    for the health endpoint
+    default_cache(directory=None) -> RunCache    one lazily created instance per directory and process
+    run_key(model_fingerprint=..., tokenizer_fingerprint=..., text=..., text_pair=..., options=...,
+            head_mask=..., schema=...) -> str    sha256 hex
+    stable_hash(obj) -> str                      sha256 hex of a canonical JSON form of obj
+
+`meta` is a JSON-able dict and `arrays` a dict of named numpy arrays: exactly what
+`AttentionRun.to_payload()` returns and `AttentionRun.from_payload()` takes. This module knows
+nothing of runs, torch or Dash.
+
+Sharing. One directory is shared by every gunicorn worker process: diskcache keeps the index in
+SQLite (WAL) and is thread- and process-safe; a RunCache made before a fork works after it
+(diskcache reopens its connection in the new process). The cache is bounded by `size_limit`
+(default 4 GiB, env ATTN_CACHE_SIZE_MB); the least recently stored entries are evicted first.
+Two workers missing the same key at once both compute it; the last write wins (same bytes).
+Keep other diskcache users (e.g. Dash's DiskcacheManager, which pickles) in another directory:
+the size limit and eviction settings are per directory.
+
+Storage format (one entry = one `bytes` value). diskcache's `Disk.store` writes a `bytes` value
+as-is, without pickling: inline in the SQLite row below 32 KiB (MODE_RAW), else as a file
+`<directory>/xx/yy/<hex>.val` (MODE_BINARY). This module gives diskcache nothing but `bytes`
+and `str` keys, and its `_BytesOnlyDisk` refuses to store anything else and refuses to unpickle
+anything it reads (a pickled row written by another diskcache user is treated as corrupt).
+
+    offset  size  field (integers little-endian)
+    0       8     magic b"ATTNBLOB"
+    8       2     format version, uint16 = 1
+    10      1     kind, uint8: 1 = run (meta + arrays), 2 = JSON value
+    11      1     reserved, 0
+    12      8     body length in bytes, uint64
+    20      32    sha256 of bytes 0..19 followed by the body
+    52      ...   body:
+                    uint32 n, then n bytes of JSON (ASCII, non-ASCII characters escaped), the index:
+                      kind 1: {"meta": <meta>, "arrays": [[name, nbytes], ...]}
+                      kind 2: {"value": <obj>}
+                    then, for kind 1, each array in index order: nbytes of .npy
+                    (np.save(..., allow_pickle=False); read with np.load(..., allow_pickle=False))
+
+Reading checks magic, version, kind, length and checksum before parsing anything, so a blob
+that was truncated, overwritten, is someone else's (pickle, garbage) or was stored by a future
+format version is never half-read.
+
+Failure policy: the cache is an optimisation and never an error for the user.
+- A bad entry (checksum mismatch, unparsable, truncated or overwritten file, any exception from
+  diskcache while reading) is logged as a warning, deleted (failures of the delete ignored) and
+  reported as a miss, so the caller recomputes. Never partial data.
+- An unusable directory (cannot be created or opened, read-only) puts the cache in degraded
+  mode: get returns None, put is a no-op. A failing write (disk full, permission) turns off
+  writes; reads of existing, checksummed entries go on. Each degradation is logged once as a
+  warning and shown by status(); the cache tries again every `retry_interval` seconds and
+  logs (info) when it works again. A busy database (lock timeout) is a miss / a skipped write,
+  not damage and not degradation.
+- Caller bugs are not swallowed by put/put_json: meta or values that are not JSON-able, arrays
+  of object dtype and non-str keys raise TypeError/ValueError. get_or_compute still returns
+  what compute produced when it cannot be stored (and logs the error).
+
+Meta goes through JSON: tuples come back as lists and dict keys as str. get_or_compute returns
+that JSON form on a miss too, so a hit and a miss give equal meta. Arrays keep dtype, shape and
+values (float16, -inf, NaN included) and come back as new writable arrays.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import sqlite3
+import struct
+import threading
+import time
+from typing import Any, Callable
+
+import diskcache
+import numpy as np
+from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DIR = os.path.join(".", ".cache", "attention-dashboard")
+DEFAULT_SIZE_MB = 4096  # 4 GiB
+DEFAULT_RETRY_INTERVAL = 60.0  # seconds between attempts to leave degraded mode
+SQLITE_TIMEOUT = 10.0  # seconds a worker waits for the SQLite lock before giving up
+
+MAGIC = b"ATTNBLOB"
+FORMAT_VERSION = 1
+KIND_RUN = 1
+KIND_JSON = 2
+_PREFIX = struct.Struct("<8sHBBQ")  # magic, version, kind, reserved, body length: 20 bytes
+_DIGEST_SIZE = 32
+HEADER_SIZE = _PREFIX.size + _DIGEST_SIZE  # 52
+_INDEX_LEN = struct.Struct("<I")
+
+Meta = dict
+Arrays = dict  # dict[str, np.ndarray]
+
+
+class CorruptEntry(ValueError):
+    """A stored value that is not a valid blob of the expected kind."""
+
+
+class _WrongKind(CorruptEntry):
+    """A valid blob of another kind (a run read as JSON or the reverse): a key clash, not damage."""
+
+
+# ---- configuration ---------------------------------------------------------------------------
+def default_cache_dir() -> str:
+    """Env ATTN_CACHE_DIR, else ./.cache/attention-dashboard; made absolute (at call time)."""
+    raw = os.environ.get("ATTN_CACHE_DIR") or DEFAULT_DIR
+    return os.path.abspath(os.path.expanduser(raw))
+
+
+def default_size_limit() -> int:
+    """Bytes: env ATTN_CACHE_SIZE_MB (MiB, a positive number), else 4 GiB."""
+    raw = os.environ.get("ATTN_CACHE_SIZE_MB")
+    if raw:
+        try:
+            mb = float(raw)
+            if mb > 0:
+                return int(mb * 2**20)
+        except ValueError:
+            pass
+        log.warning("ATTN_CACHE_SIZE_MB=%r is not a positive number; using %d MB", raw, DEFAULT_SIZE_MB)
+    return DEFAULT_SIZE_MB * 2**20
+
+
+# ---- keys ------------------------------------------------------------------------------------
+def _canonical(obj: Any) -> Any:
+    """A JSON-able form of obj with one spelling per value (numpy scalars/arrays, bytes, tuples)."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, float)):
+        return obj
+    if isinstance(obj, np.generic):
+        return _canonical(obj.item())
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(x) for x in obj]
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise TypeError(f"stable_hash: dict keys must be str, not {type(k).__name__} ({k!r})")
+            out[k] = _canonical(v)
+        return out
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject:
+            raise TypeError("stable_hash: object arrays are not hashable")
+        arr = np.ascontiguousarray(obj)
+        if arr.dtype.byteorder == ">":
+            arr = arr.astype(arr.dtype.newbyteorder("<"))
+        return {"__ndarray__": {"dtype": arr.dtype.str, "shape": list(arr.shape),
+                                "sha256": hashlib.sha256(arr.tobytes()).hexdigest()}}
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return {"__bytes__": hashlib.sha256(bytes(obj)).hexdigest()}
+    raise TypeError(f"stable_hash: cannot hash a {type(obj).__name__}")
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, no whitespace, ASCII only, NaN/inf refused: the same text in every process."""
+    return json.dumps(_canonical(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+
+
+def stable_hash(obj: Any) -> str:
+    """sha256 hex of the canonical JSON of obj: dicts (str keys, order ignored), lists/tuples
+    (same), str, int, float, bool, None, numpy scalars and arrays (dtype + shape + bytes), bytes.
+    Types matter: 1, 1.0 and True hash differently. Raises TypeError for anything else."""
+    return hashlib.sha256(canonical_json(obj).encode("ascii")).hexdigest()
+
+
+def run_key(*, model_fingerprint: str, tokenizer_fingerprint: str, text: str, text_pair: str | None,
+            options: dict, head_mask: np.ndarray | None, schema: int) -> str:
+    """Cache key of one model run: sha256 hex over every input that changes the run.
+
+    head_mask: [layers, heads] of the main block or None; keyed by its shape and float32
+    little-endian bytes (a None mask and an all-ones mask are different keys: normalise first).
+    options: JSON-able dict (e.g. {"max_tokens": 512}), order of keys ignored.
+    """
+    if head_mask is None:
+        mask = None
+    else:
+        arr = np.ascontiguousarray(np.asarray(head_mask, dtype="<f4"))
+        mask = {"shape": list(arr.shape), "float32": arr.tobytes().hex()}
+    return stable_hash({
+        "key": "attention-run",
+        "schema": int(schema),
+        "model_fingerprint": str(model_fingerprint),
+        "tokenizer_fingerprint": str(tokenizer_fingerprint),
+        "text": text,
+        "text_pair": text_pair,
+        "options": dict(options or {}),
+        "head_mask": mask,
+    })
+
+
+# ---- blob format -----------------------------------------------------------------------------
+def _dump_json(obj: Any) -> bytes:
+    # ensure_ascii: lone surrogates from odd input survive; NaN allowed (Python reads it back)
+    return json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def _seal(kind: int, parts: list[bytes]) -> bytes:
+    length = sum(len(p) for p in parts)
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, kind, 0, length)
+    h = hashlib.sha256(prefix)
+    for p in parts:
+        h.update(p)
+    return b"".join([prefix, h.digest(), *parts])
+
+
+def encode_run(meta: Meta, arrays: Arrays) -> bytes:
+    """One blob for (meta, arrays). Raises TypeError/ValueError for what cannot be stored."""
+    if not isinstance(meta, dict):
+        raise TypeError(f"meta must be a dict, not {type(meta).__name__}")
+    if not isinstance(arrays, dict):
+        raise TypeError(f"arrays must be a dict of numpy arrays, not {type(arrays).__name__}")
+    blobs, index = [], []
+    for name, value in arrays.items():
+        if not isinstance(name, str):
+            raise TypeError(f"array names must be str, not {type(name).__name__}")
+        arr = np.asarray(value)
+        if arr.dtype.hasobject:
+            raise ValueError(f"array {name!r} has object dtype; only plain numeric arrays are stored")
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=False)
+        blob = buf.getvalue()
+        blobs.append(blob)
+        index.append([name, len(blob)])
+    head = _dump_json({"meta": meta, "arrays": index})
+    return _seal(KIND_RUN, [_INDEX_LEN.pack(len(head)), head, *blobs])
+
+
+def encode_json(obj: Any) -> bytes:
+    """One blob for a JSON-able value. Raises TypeError/ValueError if it is not JSON-able."""
+    head = _dump_json({"value": obj})
+    return _seal(KIND_JSON, [_INDEX_LEN.pack(len(head)), head])
+
+
+def _open_blob(raw: Any, kind: int) -> tuple[memoryview, dict]:
+    """Checked body and parsed index of a blob; CorruptEntry for anything else."""
+    if not isinstance(raw, (bytes, bytearray)):
+        raise CorruptEntry(f"stored value is a {type(raw).__name__}, not bytes")
+    if len(raw) < HEADER_SIZE:
+        raise CorruptEntry(f"{len(raw)} bytes, shorter than the {HEADER_SIZE}-byte header")
+    magic, version, got_kind, reserved, length = _PREFIX.unpack_from(raw, 0)
+    if magic != MAGIC:
+        raise CorruptEntry(f"bad magic {bytes(raw[:8])!r}")
+    if version != FORMAT_VERSION:
+        raise CorruptEntry(f"format version {version}, expected {FORMAT_VERSION}")
+    if len(raw) != HEADER_SIZE + length:
+        raise CorruptEntry(f"{len(raw)} bytes, header says {HEADER_SIZE + length} (truncated or padded)")
+    view = memoryview(raw)
+    h = hashlib.sha256(view[:_PREFIX.size])
+    h.update(view[HEADER_SIZE:])
+    if h.digest() != bytes(view[_PREFIX.size:HEADER_SIZE]):
+        raise CorruptEntry("sha256 checksum mismatch")
+    if reserved != 0 or got_kind not in (KIND_RUN, KIND_JSON):
+        raise CorruptEntry(f"unknown kind {got_kind}/{reserved}")
+    if got_kind != kind:
+        raise _WrongKind(f"entry is of kind {got_kind}, expected {kind}")
+    body = view[HEADER_SIZE:]
+    if len(body) < _INDEX_LEN.size:
+        raise CorruptEntry("body too short")
+    (n,) = _INDEX_LEN.unpack_from(body, 0)
+    end = _INDEX_LEN.size + n
+    if end > len(body):
+        raise CorruptEntry("index runs past the end of the body")
+    try:
+        index = json.loads(bytes(body[_INDEX_LEN.size:end]).decode("ascii"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CorruptEntry(f"index is not JSON: {exc}") from None
+    if not isinstance(index, dict):
+        raise CorruptEntry("index is not a JSON object")
+    return body[end:], index
+
+
+def decode_run(raw: Any) -> tuple[Meta, Arrays]:
+    """(meta, arrays) of a run blob; CorruptEntry if it is not exactly one."""
+    rest, index = _open_blob(raw, KIND_RUN)
+    meta, entries = index.get("meta"), index.get("arrays")
+    if not isinstance(meta, dict) or not isinstance(entries, list):
+        raise CorruptEntry("index lacks meta/arrays")
+    arrays: Arrays = {}
+    pos = 0
+    for entry in entries:
+        if (not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[0], str)
+                or type(entry[1]) is not int or entry[1] < 0):
+            raise CorruptEntry(f"bad array entry {entry!r}")
+        name, nbytes = entry
+        if name in arrays:
+            raise CorruptEntry(f"array {name!r} twice")
+        if pos + nbytes > len(rest):
+            raise CorruptEntry(f"array {name!r} runs past the end")
+        buf = io.BytesIO(rest[pos:pos + nbytes])
+        try:
+            arr = np.load(buf, allow_pickle=False)
+        except Exception as exc:  # ValueError, EOFError, ... from a bad .npy
+            raise CorruptEntry(f"array {name!r}: {type(exc).__name__}: {exc}") from None
+        if not isinstance(arr, np.ndarray) or buf.tell() != nbytes:
+            raise CorruptEntry(f"array {name!r} is not exactly one .npy array")
+        arrays[name] = arr
+        pos += nbytes
+    if pos != len(rest):
+        raise CorruptEntry(f"{len(rest) - pos} stray bytes after the arrays")
+    return meta, arrays
+
+
+def decode_json(raw: Any) -> Any:
+    rest, index = _open_blob(raw, KIND_JSON)
+    if len(rest) or set(index) != {"value"}:
+        raise CorruptEntry("not a JSON value blob")
+    return index["value"]
+
+
+# ---- diskcache glue --------------------------------------------------------------------------
+class _BytesOnlyDisk(diskcache.Disk):
+    """diskcache.Disk that never pickles: str keys and bytes values in, bytes/raw values out."""
+
+    def put(self, key):
+        if type(key) is not str:
+            raise TypeError(f"cache keys must be str, not {type(key).__name__}")
+        return super().put(key)
+
+    def get(self, key, raw):
+        if not raw:
+            raise CorruptEntry("pickled key in the cache table; refusing to unpickle")
+        return super().get(key, raw)
+
+    def store(self, value, read, key=UNKNOWN):
+        if read or type(value) is not bytes:
+            raise TypeError(f"only bytes are stored, not {type(value).__name__}")
+        return super().store(value, read, key=key)
+
+    def fetch(self, mode, filename, value, read):
+        if read or mode not in (MODE_RAW, MODE_BINARY):
+            raise CorruptEntry(f"entry stored in diskcache mode {mode}; only raw bytes are read")
+        return super().fetch(mode, filename, value, read)
+
+
+def _is_lock_timeout(exc: BaseException) -> bool:
+    """diskcache.Timeout, or SQLite's own busy error after its timeout."""
+    return isinstance(exc, diskcache.Timeout) or (
+        isinstance(exc, sqlite3.OperationalError) and "database is locked" in str(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+class RunCache:
+    """Shared disk cache of (meta, arrays) pairs and small JSON values; see the module docstring.
+
+    directory: default default_cache_dir(). size_limit: bytes, default default_size_limit().
+    retry_interval: seconds between attempts to leave degraded mode.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None = None, *, size_limit: int | None = None,
+                 retry_interval: float = DEFAULT_RETRY_INTERVAL, timeout: float = SQLITE_TIMEOUT):
+        self.directory = os.path.abspath(os.path.expanduser(os.fspath(directory))) if directory \
+            else default_cache_dir()
+        self.size_limit = int(size_limit) if size_limit else default_size_limit()
+        self.retry_interval = float(retry_interval)
+        self.timeout = float(timeout)
+        self._lock = threading.Lock()
+        self._cache: diskcache.Cache | None = None
+        self._writable = True
+        self._reason: str | None = None  # why degraded; None when ok
+        self._retry_at = 0.0  # time.monotonic() after which a degraded cache tries again
+        self._open()
+
+    def __repr__(self) -> str:
+        return f"RunCache({self.directory!r}, ok={self._reason is None})"
+
+    def __bool__(self) -> bool:  # `run_cache or default_cache()` must not depend on emptiness
+        return True
+
+    # ---- state ------------------------------------------------------------------------------
+    def _degrade(self, reason: str, *, writes_only: bool) -> None:
+        cache = None
+        with self._lock:
+            first = self._reason is None
+            self._reason = reason
+            self._retry_at = time.monotonic() + self.retry_interval
+            if writes_only:
+                self._writable = False
+            else:
+                cache, self._cache = self._cache, None
+        if cache is not None:
+            try:
+                cache.close()
+            except Exception:
+                pass
+        if first:
+            log.warning("run cache %s: %s; working without %s (retrying every %.0f s)", self.directory,
+                        reason, "storing new runs" if writes_only else "the cache", self.retry_interval)
+        else:
+            log.debug("run cache %s still degraded: %s", self.directory, reason)
+
+    def _recovered(self) -> None:
+        with self._lock:
+            was, self._reason, self._writable = self._reason, None, True
+        if was is not None:
+            log.info("run cache %s works again (was: %s)", self.directory, was)
+
+    def _open(self) -> None:
+        try:
+            cache = diskcache.Cache(self.directory, timeout=self.timeout, disk=_BytesOnlyDisk,
+                                    size_limit=self.size_limit,
+                                    eviction_policy="least-recently-stored")
+        except Exception as exc:  # OSError, sqlite3.Error, diskcache.Timeout, ...
+            self._degrade(f"cannot open the cache directory ({_describe(exc)})", writes_only=False)
+            return
+        with self._lock:
+            self._cache = cache
+        self._recovered()
+
+    def _reader(self) -> diskcache.Cache | None:
+        if self._cache is None and time.monotonic() >= self._retry_at:
+            self._open()
+        return self._cache
+
+    def _writer(self) -> diskcache.Cache | None:
+        cache = self._reader()
+        if cache is None or (not self._writable and time.monotonic() < self._retry_at):
+            return None
+        return cache
+
+    # ---- raw bytes --------------------------------------------------------------------------
+    def _get_raw(self, key: str, decode: Callable[[Any], Any]) -> Any | None:
+        if type(key) is not str:
+            raise TypeError(f"cache keys must be str, not {type(key).__name__}")
+        cache = self._reader()
+        if cache is None:
+            return None
+        try:
+            raw = cache.get(key, default=None)
+        except Exception as exc:
+            if _is_lock_timeout(exc):  # busy, not damaged: keep the entry
+                log.warning("run cache %s: lock timeout reading %s; treating as a miss", self.directory, key)
+                return None
+            self._discard(cache, key, f"read failed ({_describe(exc)})")
+            return None
+        if raw is None:
+            return None
+        try:
+            return decode(raw)
+        except _WrongKind as exc:
+            log.warning("run cache %s: entry %s: %s; treating as a miss", self.directory, key, exc)
+            return None
+        except Exception as exc:  # CorruptEntry, or anything a damaged blob provokes
+            self._discard(cache, key, _describe(exc))
+            return None
+
+    def _discard(self, cache: diskcache.Cache, key: str, reason: str) -> None:
+        log.warning("run cache %s: discarding unreadable entry %s: %s", self.directory, key, reason)
+        try:
+            cache.delete(key)
+        except Exception as exc:
+            log.debug("run cache %s: could not delete %s: %s", self.directory, key, _describe(exc))
+
+    def _put_raw(self, key: str, blob: bytes) -> bool:
+        cache = self._writer()
+        if cache is None:
+            return False
+        try:
+            cache.set(key, blob)
+        except Exception as exc:  # OSError, sqlite3.Error: disk full, read-only, permission, broken db
+            if _is_lock_timeout(exc):  # busy, not broken: skip this write only
+                log.warning("run cache %s: lock timeout writing %s; not stored", self.directory, key)
+                return False
+            self._degrade(f"write failed ({_describe(exc)})", writes_only=True)
+            return False
+        if not self._writable or self._reason is not None:
+            self._recovered()
+        return True
+
+    # ---- public API -------------------------------------------------------------------------
+    def get(self, key: str) -> tuple[Meta, Arrays] | None:
+        """(meta, arrays) stored under key, or None (missing, unreadable, or cache unusable)."""
+        return self._get_raw(key, decode_run)
+
+    def put(self, key: str, meta: Meta, arrays: Arrays) -> bool:
+        """Store (meta, arrays); True when stored, False when the cache cannot store now.
+        Raises TypeError/ValueError for a non-str key or values that cannot be encoded."""
+        if type(key) is not str:
+            raise TypeError(f"cache keys must be str, not {type(key).__name__}")
+        return self._put_raw(key, encode_run(meta, arrays))
+
+    def get_or_compute(self, key: str, compute: Callable[[], tuple[Meta, Arrays]]
+                       ) -> tuple[Meta, Arrays, bool]:
+        """(meta, arrays, hit). On a miss calls compute() (its exceptions propagate), stores the
+        result and returns it with meta in its JSON form (equal to what a later hit returns)."""
+        found = self.get(key)
+        if found is not None:
+            return found[0], found[1], True
+        meta, arrays = compute()
+        try:
+            blob = encode_run(meta, arrays)
+        except Exception:
+            log.exception("run cache %s: cannot encode the result for %s; not cached", self.directory, key)
+            return meta, arrays, False
+        self._put_raw(key, blob)
+        return json.loads(_dump_json(meta)), arrays, False
+
+    def get_json(self, key: str, default: Any = None) -> Any:
+        """A small JSON value stored with put_json, or `default`."""
+        found = self._get_raw(key, lambda raw: (decode_json(raw),))
+        return default if found is None else found[0]
+
+    def put_json(self, key: str, obj: Any) -> bool:
+        """Store a JSON-able value (importance scores, curves); True when stored.
+        Raises TypeError/ValueError for a non-str key or a value that is not JSON-able."""
+        if type(key) is not str:
+            raise TypeError(f"cache keys must be str, not {type(key).__name__}")
+        return self._put_raw(key, encode_json(obj))
+
+    def delete(self, key: str) -> bool:
+        """Remove key; True if it was there. Never raises for cache trouble."""
+        cache = self._reader()
+        if cache is None:
+            return False
+        try:
+            return bool(cache.delete(key))
+        except Exception as exc:
+            log.warning("run cache %s: cannot delete %s: %s", self.directory, key, _describe(exc))
+            return False
+
+    def status(self) -> dict:
+        """{"directory", "ok", "reason", "entries"} for a health endpoint; never raises."""
+        cache = self._reader()
+        entries = None
+        if cache is not None:
+            try:
+                entries = int(cache.reset("count"))  # read from the Settings table, no write
+            except Exception as exc:
+                return {"directory": self.directory, "ok": False,
+                        "reason": f"cannot read the cache index ({_describe(exc)})", "entries": None}
+        return {"directory": self.directory, "ok": self._reason is None, "reason": self._reason,
+                "entries": entries}
+
+    def close(self) -> None:
+        """Close this thread's SQLite connection (reopened on next use)."""
+        cache = self._cache
+        if cache is not None:
+            try:
+                cache.close()
+            except Exception:
+                pass
+
+
+_DEFAULTS: dict[str, RunCache] = {}
+_DEFAULTS_LOCK = threading.Lock()
+
+
+def default_cache(directory: str | os.PathLike | None = None) -> RunCache:
+    """The process's RunCache for `directory` (default default_cache_dir(), read at call time),
+    created on first use."""
+    path = os.path.abspath(os.path.expanduser(os.fspath(directory))) if directory else default_cache_dir()
+    with _DEFAULTS_LOCK:
+        found = _DEFAULTS.get(path)
+        if found is None:
+            found = _DEFAULTS[path] = RunCache(path)
+        return found
