@@ -100,11 +100,12 @@ def _stack(calls, n_heads_expected=None) -> dict[str, tuple[str, np.ndarray, np.
         if idx != list(range(len(idx))):
             raise RuntimeError(f"block {block}: captured layers {idx} are not contiguous")
         kind = layers[0][0]
-        w = torch.stack([layers[i][2][0] for i in idx]).float().numpy().astype(np.float16)
+        # float16 conversion in torch: several times faster than numpy's astype on big runs
+        w = torch.stack([layers[i][2][0] for i in idx]).half().numpy()
         s = None
         if layers[0][1] is not None:
-            s = torch.stack([layers[i][1][0] for i in idx]).float().numpy()
-            s = np.where(s < -6e4, -np.inf, s).astype(np.float16)  # masked positions (~-3e38) -> -inf
+            # masked positions (~-3.4e38) overflow to -inf in float16, which is what we want
+            s = torch.stack([layers[i][1][0] for i in idx]).half().numpy()
         out[block] = (kind, w, s)
     return out
 

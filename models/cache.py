@@ -569,3 +569,11 @@ def default_cache(directory: str | os.PathLike | None = None) -> RunCache:
         if found is None:
             found = _DEFAULTS[path] = RunCache(path)
         return found
+
+
+def set_default_cache(store, directory: str | os.PathLike | None = None) -> None:
+    """Make `store` (anything with RunCache's interface, e.g. a Redis store) the process's
+    default run cache for `directory` (default default_cache_dir())."""
+    path = os.path.abspath(os.path.expanduser(os.fspath(directory))) if directory else default_cache_dir()
+    with _DEFAULTS_LOCK:
+        _DEFAULTS[path] = store

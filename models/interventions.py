@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import re
+import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -53,12 +54,13 @@ class _State:
 
 
 _STATE: contextvars.ContextVar[_State] = contextvars.ContextVar("attention_dashboard_state", default=_State())
-# module -> slot; filled by index_attention_modules. Keyed by id(); entries live as long as the model.
-_SLOTS: dict[int, BlockSlot] = {}
+# module -> slot; filled by index_attention_modules. Weakly keyed by the module itself, so an entry
+# dies with its model and a later object that reuses the address never inherits it.
+_SLOTS: "weakref.WeakKeyDictionary[nn.Module, BlockSlot]" = weakref.WeakKeyDictionary()
 
 
 def _slot(module: nn.Module) -> BlockSlot | None:
-    return _SLOTS.get(id(module))
+    return _SLOTS.get(module)
 
 
 def dashboard_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
@@ -152,7 +154,7 @@ def index_attention_modules(model: nn.Module) -> dict[str, list[nn.Module]]:
     blocks = dict(sorted(blocks.items(), key=lambda kv: order[kv[0]]))
     for block, modules in blocks.items():
         for layer, module in enumerate(modules):
-            _SLOTS[id(module)] = BlockSlot(block, kinds[block], layer)
+            _SLOTS[module] = BlockSlot(block, kinds[block], layer)
     return blocks
 
 

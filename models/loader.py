@@ -180,9 +180,9 @@ _LOCK = threading.Lock()
 
 def get_loaded(name: str) -> LoadedModel:
     """The loaded model for a registry name (ModelNotFound / ModelLoadError with a clear message)."""
-    if name in _LOADED:
+    if isinstance(name, str) and name in _LOADED:
         return _LOADED[name]
-    spec = registry.get_spec(name)
+    spec = registry.get_spec(name)  # raises ModelNotFound for unknown names and non-strings
     with _LOCK:
         if name not in _LOADED:
             _LOADED[name] = load_folder(name, registry.resolve_location(spec))
