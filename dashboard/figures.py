@@ -201,6 +201,16 @@ def _as_2d(weights, what: str) -> np.ndarray:
     return w
 
 
+def _resolve_zmax(zmax, values: np.ndarray) -> float:
+    """The colour scale's top: None -> DEFAULT_ZMAX (1.0), "max" -> the largest finite value (if > 0)."""
+    if zmax is None:
+        return DEFAULT_ZMAX
+    if zmax == "max":
+        finite = values[np.isfinite(values)]
+        return float(finite.max()) if finite.size and finite.max() > 0 else DEFAULT_ZMAX
+    return float(zmax)
+
+
 def _causal_mask(tq: int, tk: int) -> np.ndarray:
     """bool [Tq, Tk]: True where key > query (+ Tk - Tq when the key side is longer)."""
     return np.triu(np.ones((tq, tk), dtype=bool), k=1 + (tk - tq))
@@ -247,12 +257,7 @@ def heatmap(weights, queries: Sequence[str], keys: Sequence[str], *, color_scale
         w[_causal_mask(tq, tk)] = np.nan
     if show_values is None:
         show_values = max(tq, tk) <= SHOW_VALUES_MAX_TOKENS
-    if zmax is None:
-        zmax = DEFAULT_ZMAX
-    elif zmax == "max":
-        finite = w[np.isfinite(w)]
-        zmax = float(finite.max()) if finite.size and finite.max() > 0 else DEFAULT_ZMAX
-    zmax = float(zmax)
+    zmax = _resolve_zmax(zmax, w)
 
     qlab, klab = _labels(queries), _labels(keys)
     trace = go.Heatmap(
@@ -537,12 +542,7 @@ def small_multiples(weights, *, titles: Sequence[str], selected: int | None = No
     nq, nk = small.shape[1:]
     cols = max(1, min(int(cols), n))
     rows = math.ceil(n / cols)
-    if zmax is None:
-        zmax = DEFAULT_ZMAX
-    elif zmax == "max":
-        finite = small[np.isfinite(small)]
-        zmax = float(finite.max()) if finite.size and finite.max() > 0 else DEFAULT_ZMAX
-    zmax = float(zmax)
+    zmax = _resolve_zmax(zmax, small)
 
     hs, vs = 0.02, 0.3 / max(rows, 3)  # gaps, as a share of the plot (vs leaves room for titles)
     pw, ph = (1 - (cols - 1) * hs) / cols, (1 - (rows - 1) * vs) / rows

@@ -1,0 +1,9 @@
+"""Callbacks: wiring of component ids to models/ and dashboard/ functions (bodies ~3 lines)."""
+from __future__ import annotations
+
+
+def register_all(app) -> None:
+    from callbacks import export, hover, pruning, run, url, views
+
+    for module in (url, run, views, hover, export, pruning):
+        module.register(app)

@@ -1,0 +1,39 @@
+"""Run the model: text(s) + model -> the run store (request + summary only) and the controls
+that depend on the run (layer / head / block choices, truncation warning)."""
+from __future__ import annotations
+
+from dash import Input, Output, State, ctx
+
+from callbacks.guard import guarded
+from dashboard import ids, panels
+from models import service
+
+OUTPUT_KEYS = ("store", "layer_options", "layer", "head_options", "head", "block_options", "block",
+               "truncation", "truncated", "info", "query")
+
+
+def register(app) -> None:
+    @app.callback(
+        Output(ids.RUN, "data"),
+        Output(ids.LAYER, "options"), Output(ids.LAYER, "value"),
+        Output(ids.HEAD, "options"), Output(ids.HEAD, "value"),
+        Output(ids.BLOCK, "options"), Output(ids.BLOCK, "value"),
+        Output(ids.TRUNCATION, "children"), Output(ids.TRUNCATION, "is_open"),
+        Output(ids.RUN_INFO, "children"), Output(ids.QUERY, "data"),
+        Output(ids.STATUS, "children"), Output(ids.STATUS, "is_open"), Output(ids.STATUS, "color"),
+        Input(ids.RUN_BUTTON, "n_clicks"), Input(ids.MODEL, "value"), Input(ids.URL_LOADED, "data"),
+        State(ids.TEXT, "value"), State(ids.TEXT_PAIR, "value"),
+        State(ids.LAYER, "value"), State(ids.HEAD, "value"), State(ids.BLOCK, "value"), State(ids.QUERY, "data"),
+        State(ids.RUN, "data"),
+        prevent_initial_call=True,
+    )
+    @guarded("running the model")
+    def run(_clicks, model, pending, text, pair, layer, head, block, query, previous):
+        from_url = bool(pending) and f"{ids.URL_LOADED}.data" in ctx.triggered_prop_ids  # a link was opened
+        if from_url:
+            layer, head, block, query = pending["layer"], pending["head"], pending["block"], pending["query"]
+        previous = None if from_url or not previous else previous["request"]
+        request = service.RunRequest.create(model, text, pair)
+        out = panels.run_outputs(request.to_dict(), service.get_run(request), layer, head, block, query, previous)
+        problems = pending.get("problems") if from_url else None  # e.g. an unknown model in the link
+        return [out[k] for k in OUTPUT_KEYS] + [problems or "", bool(problems), "warning"]

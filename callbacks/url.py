@@ -1,0 +1,42 @@
+"""The URL <-> the view. One direction each, so they never loop:
+
+* opening a URL (dcc.Location `href` when the page loads; `search` on back/forward) sets the
+  model and texts and hands layer / head / block / query to the run callback (ids.URL_LOADED);
+* any change of what is shown writes the query string (`search`, refresh=False: no reload) and
+  remembers it in ids.URL_WRITTEN, so the page's own writes are not taken for navigation.
+"""
+from __future__ import annotations
+
+from dash import Input, Output, State, ctx
+from dash.exceptions import PreventUpdate
+
+from callbacks.guard import guarded
+from dashboard import ids, panels
+from models import registry
+
+
+def register(app) -> None:
+    @app.callback(
+        Output(ids.MODEL, "value"), Output(ids.TEXT, "value"), Output(ids.TEXT_PAIR, "value"),
+        Output(ids.GRID_METRIC, "value"), Output(ids.TEMPERATURE, "value"), Output(ids.URL_LOADED, "data"),
+        Input(ids.URL, "href"), Input(ids.URL, "search"), State(ids.URL_WRITTEN, "data"),
+    )
+    @guarded("reading the link")
+    def open_url(href, search, written):
+        if href is None or (search == written and f"{ids.URL}.href" not in ctx.triggered_prop_ids):
+            raise PreventUpdate  # not loaded yet, or the page's own write
+        v = panels.from_url(search, registry.model_names())
+        return v["model"], v["text"], v["text_pair"], v["metric"], v["slider"], v["pending"]
+
+    @app.callback(
+        Output(ids.URL, "search"), Output(ids.URL_WRITTEN, "data"),
+        Input(ids.RUN, "data"), Input(ids.LAYER, "value"), Input(ids.HEAD, "value"), Input(ids.BLOCK, "value"),
+        Input(ids.GRID_METRIC, "value"), Input(ids.TEMPERATURE, "value"), Input(ids.QUERY, "data"),
+        prevent_initial_call=True,
+    )
+    @guarded("updating the link")
+    def write_url(store, layer, head, block, metric, slider, query):
+        search = panels.url_search(store, layer, head, block, metric, slider, query)
+        if search is None:
+            raise PreventUpdate
+        return search, search

@@ -1,0 +1,94 @@
+"""Every component id of the page, in one place.
+
+Plain ids are strings; repeated components use pattern-matching dict ids built by the small
+functions at the bottom (`{"type": ..., ...}`), never ids glued together from strings.
+assets/*.js refer to some of these ids by value: keep them in sync (they are listed in
+`JS_IDS`, which a unit test checks against the JS files).
+"""
+
+# ---- shared state (dcc.Store / dcc.Location / dcc.Download) ---------------------------------
+URL = "url"                      # dcc.Location, refresh=False
+RUN = "run-store"                # {"request": RunRequest.to_dict(), "summary": run.summary()}
+HOVER = "hover-store"            # {layer, head, query, key, source}; browser-only (clientside)
+QUERY = "query-store"            # selected query position (int) for the token inspector
+URL_LOADED = "url-loaded-store"  # the view a URL asks for; written when a URL is opened, starts the run
+URL_WRITTEN = "url-written-store"  # the last query string the page wrote itself (not a navigation)
+DOWNLOAD_CSV = "download-csv"    # dcc.Download of the shown matrix
+
+# ---- controls ---------------------------------------------------------------------------------
+MODEL = "model-dropdown"
+TEXT = "text-input"
+TEXT_PAIR = "text-pair-input"
+RUN_BUTTON = "run-button"
+LAYER = "layer-dropdown"
+HEAD = "head-dropdown"
+BLOCK = "block-dropdown"
+COLOR_SCALE = "color-scale"
+SHOW_VALUES = "show-values"
+COLOR_STRETCH = "color-stretch"   # colours 0..this head's max instead of 0..1
+TEMPERATURE = "temperature-slider"
+TEMPERATURE_LABEL = "temperature-label"
+
+# ---- status -----------------------------------------------------------------------------------
+STATUS = "status-alert"          # errors (dbc.Alert); never a stack trace
+TRUNCATION = "truncation-alert"  # "Text cut to 512 tokens at character ..."
+RUN_LOADING = "run-loading"      # dcc.Loading around the run's outputs
+RUN_INFO = "run-info"            # small line under the controls: model, architecture, tokens
+
+# ---- stats row --------------------------------------------------------------------------------
+STATS = "stats-row"
+
+# ---- heatmap card ----------------------------------------------------------------------------
+HEATMAP = "heatmap-graph"
+HEATMAP_CONTAINER = "heatmap-container"   # focusable (tabIndex 0), arrow keys move the cell
+HEATMAP_TITLE = "heatmap-title"           # server-written: "Layer 3 · head 1 · self"
+HEATMAP_HOVER_TITLE = "heatmap-hover-title"  # clientside-written: "Hovering L2 H5 — ..."
+HEATMAP_LIVE = "heatmap-live"             # aria-live="polite" region
+CSV_BUTTON = "csv-button"
+TEMPERATURE_NOTE = "temperature-note"
+
+# ---- entropy / head grid card ------------------------------------------------------------------
+GRID = "grid-graph"
+GRID_METRIC = "grid-metric"
+
+# ---- token inspector ----------------------------------------------------------------------------
+INSPECTOR = "inspector-graph"
+INSPECTOR_TABLE = "inspector-table"
+INSPECTOR_TITLE = "inspector-title"
+
+# ---- model overview (small multiples of one layer) ----------------------------------------------
+OVERVIEW = "overview-graph"
+OVERVIEW_TITLE = "overview-title"
+
+# ---- explain panel ------------------------------------------------------------------------------
+EXPLAIN_BUTTON = "explain-button"
+EXPLAIN_COLLAPSE = "explain-collapse"
+
+# ---- pruning (placeholder card; dashboard/pruning_panel.py) -------------------------------------
+PRUNING_CARD = "pruning-card"
+
+# ---- clientside sinks (dummy outputs of clientside callbacks that act on the DOM) ---------------
+HOVER_SINK = "hover-sink"
+
+# class names the clientside code looks for
+HEAD_GRID_CLASS = "head-grid"   # any dcc.Graph with this className gets the hovered-head outline
+GRAPH_CLASS = "attn-graph"
+
+
+def svg_button(graph_id: str) -> dict:
+    """The "SVG" download button of one graph."""
+    return {"type": "svg-button", "graph": graph_id}
+
+
+def png_button(graph_id: str) -> dict:
+    """The "PNG" download button of one graph."""
+    return {"type": "png-button", "graph": graph_id}
+
+
+def stat_value(name: str) -> dict:
+    """One number of the stats row ("tokens", "entropy", "max_weight", "most_attended", "sink")."""
+    return {"type": "stat-value", "name": name}
+
+
+# ids used by value inside assets/*.js (checked by tests/unit/test_ids.py)
+JS_IDS = (HOVER, QUERY, HEATMAP, HEATMAP_CONTAINER, HEATMAP_LIVE, RUN_BUTTON, TEXT, TEXT_PAIR, GRID, OVERVIEW)

@@ -1,0 +1,152 @@
+"""The view in the URL's query string: pure encode/decode, no Dash.
+
+    ?model=all-MiniLM-L6-v2&text=The+cat+sat&pair=...&layer=3&head=1&block=self%3AAB&metric=sink&t=2&q=4
+
+`decode(search, model_names)` never raises: unknown keys are ignored, bad numbers fall back to
+the defaults, texts are capped at `MAX_TEXT_CHARS`, an unknown model falls back to the default
+model and says so in `ViewState.problems`. `encode(state)` writes only what differs from the
+defaults, except model, text, layer and head, which are always written (a shared link names
+its run). Texts are cut so that the query string stays under MAX_QUERY_CHARS (a longer link would
+be refused by the server); the link then holds the beginning of the text and `cut=1`, which
+`decode` turns into a note for the page.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from urllib.parse import parse_qs, urlencode
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_TEXT = "The cat sat on the mat because it was tired."
+# Layer 3 head 1 of MiniLM sends "it" to "cat" (~0.5) on the default sentence: a readable start.
+DEFAULT_LAYER = 3
+DEFAULT_HEAD = 1
+DEFAULT_QUERY = 8  # "it" in DEFAULT_TEXT ([CLS] the cat sat on the mat because it ...)
+DEFAULT_METRIC = "entropy"
+METRICS = ("entropy", "sink", "diagonal", "previous", "role")
+MEAN = "mean"  # head value meaning "mean of all heads"
+
+MAX_QUERY_CHARS = 3600  # whole encoded query string: gunicorn's default request line limit is 4094 bytes
+MAX_TEXT_CHARS = MAX_QUERY_CHARS  # per text read from a URL (encode never writes more)
+CUT_NOTE = ("The link held only the beginning of the text (links are limited to {n} characters): "
+            "paste the full text to run all of it.")
+MAX_LAYER = 1000
+MAX_BLOCK_CHARS = 40
+T_MIN, T_MAX = 0.25, 4.0
+_BLOCK_RE = re.compile(r"^[A-Za-z0-9_-]+(:[AB]{2})?$")
+
+
+@dataclass(frozen=True)
+class ViewState:
+    model: str = DEFAULT_MODEL
+    text: str = DEFAULT_TEXT
+    text_pair: str | None = None
+    layer: int = DEFAULT_LAYER
+    head: int | str = DEFAULT_HEAD  # int, or MEAN
+    block: str | None = None        # "self", "self:AB", "cross", ...; None = the run's main block
+    metric: str = DEFAULT_METRIC
+    temperature: float = 1.0
+    query: int | None = DEFAULT_QUERY  # the token shown in the inspector (a query position)
+    problems: tuple[str, ...] = field(default=(), compare=False)
+
+
+def _int(value: str | None, default: int, lo: int, hi: int) -> int:
+    try:
+        n = int(str(value).strip())
+    except (TypeError, ValueError):
+        return default
+    return n if lo <= n <= hi else default
+
+
+def _head(value: str | None, default: int | str) -> int | str:
+    if value is not None and value.strip().lower() == MEAN:
+        return MEAN
+    return _int(value, default, 0, MAX_LAYER)  # type: ignore[arg-type]
+
+
+def _float(value: str | None, default: float, lo: float, hi: float) -> float:
+    try:
+        x = float(str(value).strip())
+    except (TypeError, ValueError):
+        return default
+    return x if math.isfinite(x) and lo <= x <= hi else default
+
+
+def clean_text(text: str | None, limit: int = MAX_TEXT_CHARS) -> str:
+    """A text from outside: NUL removed, capped at `limit` characters (never raises)."""
+    if not isinstance(text, str):
+        return ""
+    return text.replace("\x00", "")[:limit]
+
+
+def decode(search: str | None, model_names: list[str] | tuple[str, ...] = (DEFAULT_MODEL,)) -> ViewState:
+    """The view a query string asks for ("?a=b&..." or "a=b&..."), defaults where it says nothing."""
+    search = (search or "").lstrip("?")
+    try:
+        q = {k: v[-1] for k, v in parse_qs(search, keep_blank_values=True, max_num_fields=50).items()}
+    except ValueError:  # more than max_num_fields
+        q = {}
+    problems = []
+    if q.get("cut") == "1":
+        problems.append(CUT_NOTE.format(n=MAX_QUERY_CHARS))
+    model = q.get("model", DEFAULT_MODEL)
+    if model not in model_names:
+        shown = model[:60]
+        problems.append(f"Unknown model {shown!r} in the link; showing {model_names[0]!r} instead. "
+                        f"Available: {', '.join(model_names)}")
+        model = model_names[0] if model_names else DEFAULT_MODEL
+    text = clean_text(q["text"]) if "text" in q else DEFAULT_TEXT
+    if not text.strip():
+        text = DEFAULT_TEXT
+    pair = clean_text(q.get("pair")) or None
+    block = q.get("block")
+    if block is not None and (len(block) > MAX_BLOCK_CHARS or not _BLOCK_RE.match(block)):
+        block = None
+    metric = q.get("metric", DEFAULT_METRIC)
+    if metric not in METRICS:
+        metric = DEFAULT_METRIC
+    default_query = DEFAULT_QUERY if text == DEFAULT_TEXT and not pair else None
+    query = _int(q.get("q"), -1, 0, 100_000) if "q" in q else default_query
+    return ViewState(model=model, text=text, text_pair=pair, query=None if query == -1 else query,
+                     layer=_int(q.get("layer"), DEFAULT_LAYER, 0, MAX_LAYER),
+                     head=_head(q.get("head"), DEFAULT_HEAD), block=block, metric=metric,
+                     temperature=_float(q.get("t"), 1.0, T_MIN, T_MAX), problems=tuple(problems))
+
+
+def _query_string(state: ViewState, text: str, pair: str | None, cut: bool = False) -> str:
+    q: dict[str, str] = {"model": state.model, "text": text}
+    if pair:
+        q["pair"] = pair
+    q["layer"] = str(int(state.layer))
+    q["head"] = MEAN if state.head == MEAN else str(int(state.head))
+    if state.block:
+        q["block"] = state.block
+    if state.metric != DEFAULT_METRIC:
+        q["metric"] = state.metric
+    if state.temperature != 1.0:
+        q["t"] = f"{state.temperature:g}"
+    if state.query is not None:
+        q["q"] = str(int(state.query))
+    if cut:
+        q["cut"] = "1"
+    return "?" + urlencode(q)
+
+
+def encode(state: ViewState) -> str:
+    """The query string ("?...") for a view, at most MAX_QUERY_CHARS long (texts cut if needed)."""
+    full_text, full_pair = (state.text or "").replace("\x00", ""), (state.text_pair or "").replace("\x00", "") or None
+    text, pair = full_text, full_pair
+    out = _query_string(state, text, pair)
+    while len(out) > MAX_QUERY_CHARS:
+        over = len(out) - MAX_QUERY_CHARS + 8  # + "&cut=1"
+        if pair and len(pair) >= len(text):
+            pair = pair[: max(0, len(pair) - max(1, over // 9))] or None  # %XX%XX%XX per char at worst
+        else:
+            text = text[: max(0, len(text) - max(1, over // 9))]
+        out = _query_string(state, text, pair, cut=True)
+    return out
+
+
+def with_changes(state: ViewState, **changes) -> ViewState:
+    return replace(state, **changes)

@@ -1,0 +1,292 @@
+"""What each panel shows, computed from a run: pure functions, no Dash, no figures.
+
+The callbacks re-get the run (`models.service.get_run`) and call these to slice the ONE matrix
+or grid the browser will draw. Shapes:
+
+    HeadView.matrix      float32 [shown queries, shown keys]   (a slice of one head / head mean)
+    HeadView.full        float32 [queries, keys]               (the whole head, for the stats)
+    grid values          float32 [layers, heads]
+
+Block choices are strings: a block name ("self", "encoder", "decoder", "cross"), optionally with
+a sentence-pair slice ":AA", ":AB", ":BA", ":BB" (query segment, key segment) for BERT pairs.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from models import metrics
+from models.run import AttentionRun, Truncation
+
+MEAN = "mean"
+PAIR_SLICES = ("AA", "AB", "BA", "BB")
+_SEG = {"A": 0, "B": 1}
+_KIND_LABEL = {"self": "self", "causal": "self (causal)", "cross": "cross"}
+_BLOCK_LABEL = {"encoder": "encoder self", "decoder": "decoder self (causal)",
+                "cross": "cross (decoder → encoder)"}
+GRID_METRICS = {  # radio value -> (metrics key, label, unit)
+    "entropy": ("entropy", "entropy", "bits"),
+    "sink": ("sink", "sink mass", ""),
+    "diagonal": ("diagonal", "diagonal (self) mass", ""),
+    "previous": ("previous", "previous-token mass", ""),
+    "role": ("role", "head role", ""),
+}
+
+
+# ---- blocks ----------------------------------------------------------------------------------
+def has_pair(run: AttentionRun) -> bool:
+    return any(t.segment == 1 for t in run.source_tokens)
+
+
+def _pair_sliceable(run: AttentionRun, name: str) -> bool:
+    b = run.block(name)
+    return (b.kind == "self" and b.query_side == "source" and b.key_side == "source" and has_pair(run))
+
+
+def block_options(run: AttentionRun) -> list[dict]:
+    """Dropdown options for the block selector of this run: [{"label", "value"}]."""
+    out = []
+    for b in run.blocks:
+        label = _BLOCK_LABEL.get(b.name) if run.architecture == "encoder-decoder" else None
+        label = label or _KIND_LABEL[b.kind]
+        if _pair_sliceable(run, b.name):
+            out.append({"label": "all (A+B)", "value": b.name})
+            out.extend({"label": f"{s[0]}→{s[1]}", "value": f"{b.name}:{s}"} for s in PAIR_SLICES)
+        else:
+            out.append({"label": label, "value": b.name})
+    return out
+
+
+def parse_block(run: AttentionRun, choice: str | None) -> tuple[str, str | None]:
+    """(block name, pair slice or None) for a block choice; unknown choices give the main block."""
+    names = [b.name for b in run.blocks]
+    if not isinstance(choice, str):
+        return run.main.name, None
+    name, _, pair = choice.partition(":")
+    if name not in names:
+        return run.main.name, None
+    if pair and (pair not in PAIR_SLICES or not _pair_sliceable(run, name)):
+        return name, None
+    return name, pair or None
+
+
+def valid_block_choice(run: AttentionRun, choice: str | None) -> str:
+    name, pair = parse_block(run, choice)
+    return f"{name}:{pair}" if pair else name
+
+
+def clamp_selection(run: AttentionRun, block: str, layer, head) -> tuple[int, int | str]:
+    """A (layer, head) that exists in the block, from dropdown values ("3", 3, "mean").
+
+    Missing or out-of-range values become the last layer / head 0 (head MEAN stays MEAN).
+    """
+    b = run.block(block)
+    layer, head = parse_layer(layer), parse_head(head)
+    layer = layer if layer is not None and layer < b.n_layers else b.n_layers - 1
+    if head == MEAN:
+        return layer, MEAN
+    head = head if head is not None and head < b.n_heads else 0
+    return layer, head
+
+
+def layer_options(n_layers: int) -> list[dict]:
+    """Options of the layer dropdown (values are strings: a native <select>)."""
+    return [{"label": f"Layer {i}", "value": str(i)} for i in range(n_layers)]
+
+
+def head_options(n_heads: int) -> list[dict]:
+    return [{"label": f"Head {i}", "value": str(i)} for i in range(n_heads)] + [
+        {"label": "mean of all heads", "value": MEAN}]
+
+
+def parse_layer(value) -> int | None:
+    """A dropdown/URL layer value ("3", 3) as int; None when it is not a whole number >= 0."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def parse_head(value) -> int | str | None:
+    """A head value: MEAN, or an int >= 0; None otherwise."""
+    if value == MEAN:
+        return MEAN
+    return parse_layer(value)
+
+
+# ---- one head (or the mean of a layer's heads) --------------------------------------------------
+@dataclass(frozen=True)
+class HeadView:
+    """One head's attention as shown.
+
+    matrix:          float32 [shown queries, shown keys], rows = queries (attend from)
+    query_labels:    str [shown queries];  key_labels: str [shown keys]
+    query_positions: int [shown queries] positions of the shown rows among the block's queries
+    key_positions:   int [shown keys]
+    boundary:        index (in shown rows and columns) where sentence B starts, or None
+    causal:          the block is causal (upper triangle empty)
+    full:            float32 [queries, keys] the whole head (stats use it)
+    """
+
+    matrix: np.ndarray
+    query_labels: list[str]
+    key_labels: list[str]
+    query_positions: np.ndarray
+    key_positions: np.ndarray
+    boundary: int | None
+    causal: bool
+    full: np.ndarray
+
+
+def head_weights(run: AttentionRun, block: str, layer: int, head, temperature: float = 1.0) -> np.ndarray:
+    """float32 [queries, keys]: the head's weights, or the mean over the layer's heads (head=MEAN).
+
+    temperature 1 gives the model's own weights exactly; any other value re-applies softmax to the
+    real pre-softmax scores q·k/√d of the head(s): softmax(scores / T).
+    """
+    b = run.block(block)
+    heads = slice(None) if head == MEAN else head
+    if temperature == 1.0:
+        w = b.weights[layer, heads].astype(np.float32)
+    else:
+        if b.scores is None:
+            raise ValueError("this run has no pre-softmax scores, so the temperature cannot be changed")
+        w = metrics.softmax_with_temperature(b.scores[layer, heads], temperature)
+    return w.mean(axis=0) if head == MEAN else w
+
+
+def head_matrix(run: AttentionRun, block: str, layer: int, head, pair_block: str | None = None,
+                temperature: float = 1.0) -> HeadView:
+    """The matrix to draw for (block, layer, head | MEAN), sliced to a sentence-pair block.
+
+    pair_block: None (all tokens) or "AA"/"AB"/"BA"/"BB": rows of the query segment, columns of
+    the key segment (A = segment 0, incl. [CLS] and the first [SEP]; B = segment 1).
+    """
+    b = run.block(block)
+    full = head_weights(run, block, layer, head, temperature)
+    q_tokens, k_tokens = run.tokens(b.query_side), run.tokens(b.key_side)
+    q_pos, k_pos = np.arange(len(q_tokens)), np.arange(len(k_tokens))
+    boundary = None
+    if pair_block:
+        q_seg, k_seg = _SEG[pair_block[0]], _SEG[pair_block[1]]
+        q_pos = np.array([i for i, t in enumerate(q_tokens) if t.segment == q_seg], dtype=int)
+        k_pos = np.array([i for i, t in enumerate(k_tokens) if t.segment == k_seg], dtype=int)
+    elif b.query_side == b.key_side == "source" and has_pair(run):
+        boundary = next(i for i, t in enumerate(q_tokens) if t.segment == 1)
+    matrix = full[np.ix_(q_pos, k_pos)]
+    return HeadView(matrix=matrix, query_labels=[q_tokens[i].label for i in q_pos],
+                    key_labels=[k_tokens[i].label for i in k_pos], query_positions=q_pos,
+                    key_positions=k_pos, boundary=boundary, causal=b.causal, full=full)
+
+
+def head_title(run: AttentionRun, block: str, layer: int, head, pair_block: str | None,
+               temperature: float) -> str:
+    """"Layer 3 · head 1 · self" (+ " · A→B", " · T = 2")."""
+    b = run.block(block)
+    who = "mean of all heads" if head == MEAN else f"head {head}"
+    label = _BLOCK_LABEL.get(b.name) if run.architecture == "encoder-decoder" else None
+    parts = [f"Layer {layer}", who, label or _KIND_LABEL[b.kind]]
+    if pair_block:
+        parts.append(f"{pair_block[0]}→{pair_block[1]}")
+    if temperature != 1.0:
+        parts.append(f"T = {temperature:g}")
+    return " · ".join(parts)
+
+
+def head_stats(run: AttentionRun, view: HeadView, block: str) -> dict:
+    """The stats row for the whole shown head (all queries and keys), as display strings.
+
+    Keys: "tokens", "entropy" (mean row entropy, bits), "max_weight", "most_attended" (label of
+    the key with most total attention), "sink" (mean weight on the first key).
+    """
+    s = metrics.stats(view.full)
+    b = run.block(block)
+    n_q, n_k = view.full.shape
+    keys = run.tokens(b.key_side)
+    tokens = str(n_q) if n_q == n_k and b.query_side == b.key_side else f"{n_q} → {n_k}"
+    return {"tokens": tokens, "entropy": f"{s['entropy']:.2f}", "max_weight": f"{s['max_weight']:.2f}",
+            "most_attended": f"{keys[s['most_attended']].label} (#{s['most_attended']})",
+            "sink": f"{s['sink']:.2f}"}
+
+
+# ---- layers × heads grid ------------------------------------------------------------------------
+_METRIC_MEMO: dict[tuple[int, str], tuple[weakref.ref, dict]] = {}
+_METRIC_LOCK = threading.Lock()  # the page's callbacks ask at once after a run: compute once
+
+
+def block_metrics(run: AttentionRun, block: str) -> dict[str, np.ndarray]:
+    """run.head_metrics(block), memoised per live run object (head switches don't recompute)."""
+    key = (id(run), block)
+    with _METRIC_LOCK:
+        hit = _METRIC_MEMO.get(key)
+        if hit is not None and hit[0]() is run:
+            return hit[1]
+        m = run.head_metrics(block)
+        for k in [k for k, (ref, _) in _METRIC_MEMO.items() if ref() is None]:
+            _METRIC_MEMO.pop(k, None)
+        _METRIC_MEMO[key] = (weakref.ref(run), m)
+        return m
+
+
+def grid_values(run: AttentionRun, block: str, metric: str) -> np.ndarray:
+    """[layers, heads] of one metric (float32, or str roles for "role")."""
+    key = GRID_METRICS.get(metric, GRID_METRICS["entropy"])[0]
+    return block_metrics(run, block)[key]
+
+
+# ---- token inspector ----------------------------------------------------------------------------
+def default_query(run: AttentionRun, block: str) -> int:
+    """The query the inspector opens on when none is chosen: the last whole word of the text
+    (not a special token, not a continuation piece, has a letter or digit); else 0."""
+    tokens = run.tokens(run.block(block).query_side)
+    for i in range(len(tokens) - 1, -1, -1):
+        t = tokens[i]
+        if not t.special and not t.subword and any(ch.isalnum() for ch in t.label):
+            return i
+    return 0
+
+
+def top_keys(run: AttentionRun, block: str, layer: int, head, query: int, temperature: float = 1.0,
+             k: int = 5) -> list[dict]:
+    """The k keys a query attends to most: [{"key", "label", "weight", "score"}], largest first.
+
+    score is the real pre-softmax score q·k/√d of that head, or None for the mean of heads
+    (scores are per head) or a run without scores.
+    """
+    b = run.block(block)
+    keys = run.tokens(b.key_side)
+    if head != MEAN and temperature == 1.0:
+        rows = run.top_keys(layer, head, query, k, block)
+    else:
+        row = head_weights(run, block, layer, head, temperature)[query]
+        order = metrics.top_k(row, k)
+        scores = None if (head == MEAN or b.scores is None) else b.scores[layer, head, query].astype(np.float32)
+        rows = [(int(i), float(row[i]), None if scores is None else float(scores[i])) for i in order]
+    return [{"key": i, "label": keys[i].label, "weight": w, "score": s} for i, w, s in rows]
+
+
+# ---- messages -----------------------------------------------------------------------------------
+def truncation_message(truncations: tuple[Truncation, ...] | list) -> str | None:
+    """"Text cut to 512 tokens at character 2549 of 3000; 90 tokens not run." (one per cut text)."""
+    parts = []
+    for t in truncations:
+        t = t if isinstance(t, Truncation) else Truncation(**t)
+        what = "Target text" if t.side == "target" else ("Second text" if t.segment == 1 else "Text")
+        parts.append(f"{what} cut to {t.max_tokens} tokens at character {t.kept_chars} of "
+                     f"{t.total_chars}; {t.dropped_tokens} token{'s' if t.dropped_tokens != 1 else ''} not run.")
+    return " ".join(parts) or None
+
+
+def run_info(summary: dict) -> str:
+    """"all-MiniLM-L6-v2 · encoder · 13 tokens · 6 layers × 12 heads"."""
+    main = summary["blocks"][0]
+    n = len(summary["source_tokens"])
+    extra = f" + {len(summary['target_tokens'])} target" if summary.get("target_tokens") else ""
+    return (f"{summary['model']} · {summary['architecture']} · {n} tokens{extra} · "
+            f"{main['layers']} layers × {main['heads']} heads")
