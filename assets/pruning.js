@@ -1,0 +1,168 @@
+/*
+ * Clientside code of the head-pruning card (namespace "pruning"). Nothing here calls the server.
+ *
+ *   Shift tracking: plotly's clickData carries no modifier keys, so capturing "pointerdown" /
+ *   "mousedown" listeners on document write whether Shift was held at the last press into the
+ *   browser-only store "pruning-shift-store" (dash_clientside.set_props, only when it changes).
+ *   The press of a click always comes before plotly's click event, so the toggle callback
+ *   reads the state of that very click, even when the key is released before Dash runs it
+ *   (a keydown/keyup tracker loses exactly those quick shift-clicks).
+ *
+ *   toggle(clickData, mask, shift, anchor, figure) -> [mask, anchor]
+ *       A click on the choose-heads grid flips that head (kept <-> pruned) and makes it the
+ *       anchor; Shift+click gives the whole rectangle from the anchor to the clicked head the
+ *       anchor's value. Same rules as dashboard/pruning_views.py `toggle_mask` (tests compare).
+ *       Done here, not on the server, so quick clicks never race each other on a stale mask.
+ *
+ *   Upload: the file input of "pruning-upload" is emptied after each choice, so the same file
+ *   (fixed after an error message) can be chosen again.
+ *
+ *   heatmaps(hover) -> no_update
+ *       The page's hover store (assets/hover.js) drawn on the card's baseline and pruned
+ *       heatmaps: the hovered query row / key column, when they show the hovered layer/head.
+ *       Uses hover.js's exposed crossShapes and graphDiv; shapes named "hover" as hover.js does.
+ *
+ * Keep the ids in sync with dashboard/pruning_ids.py (JS_IDS; tests/unit/test_pruning_views.py).
+ */
+(function () {
+    "use strict";
+    var IDS = {
+        shift: "pruning-shift-store",
+        base: "pruning-base-heatmap",
+        pruned: "pruning-pruned-heatmap",
+        upload: "pruning-upload"
+    };
+    var NU = function () { return window.dash_clientside.no_update; };
+    var shiftState = false;
+
+    function setShift(value) {
+        var v = !!value;
+        if (v === shiftState) { return; }
+        shiftState = v;
+        var dc = window.dash_clientside;
+        if (dc && dc.set_props) { dc.set_props(IDS.shift, {data: v}); }
+    }
+
+    // Shift at the last pointer press, NOT Shift right now: Dash runs the toggle callback a few
+    // ms after the click, when a quick hand may already have let go of the key (keyup).
+    document.addEventListener("pointerdown", function (e) { setShift(e.shiftKey); }, true);
+    document.addEventListener("mousedown", function (e) { setShift(e.shiftKey); }, true);
+
+    // The corpus upload: forget the chosen file once the component has read it, so choosing the
+    // same file again (after fixing a bad line) fires "change" and is read again.
+    document.addEventListener("change", function (e) {
+        var t = e.target;
+        if (t && t.type === "file" && t.closest && t.closest("#" + IDS.upload)) {
+            window.setTimeout(function () { t.value = ""; }, 0);
+        }
+    }, true);
+
+    function intOrNull(x) {
+        return (typeof x === "number" && isFinite(x)) ? Math.round(x) : null;
+    }
+
+    function ones(layers, heads) {
+        var m = [];
+        for (var l = 0; l < layers; l++) {
+            var row = [];
+            for (var h = 0; h < heads; h++) { row.push(1); }
+            m.push(row);
+        }
+        return m;
+    }
+
+    /* A copy of mask as 0/1 ints when it is layers x heads, else all ones. */
+    function coerce(mask, layers, heads) {
+        if (!Array.isArray(mask) || mask.length !== layers) { return ones(layers, heads); }
+        var out = [];
+        for (var l = 0; l < layers; l++) {
+            if (!Array.isArray(mask[l]) || mask[l].length !== heads) { return ones(layers, heads); }
+            var row = [];
+            for (var h = 0; h < heads; h++) { row.push(mask[l][h] === 0 ? 0 : 1); }
+            out.push(row);
+        }
+        return out;
+    }
+
+    function validAnchor(a, layers, heads) {
+        return !!a && typeof a.layer === "number" && typeof a.head === "number" &&
+            (a.value === 0 || a.value === 1) && a.layer >= 0 && a.layer < layers && a.head >= 0 && a.head < heads;
+    }
+
+    /* Pure: (mask, layer, head, shift, anchor, layers, heads) -> [mask, anchor]. */
+    function toggleMask(mask, layer, head, shift, anchor, layers, heads) {
+        var m = coerce(mask, layers, heads);
+        if (layer < 0 || layer >= layers || head < 0 || head >= heads) { return [m, anchor]; }
+        var value;
+        if (shift && validAnchor(anchor, layers, heads)) {
+            value = anchor.value;
+            var l0 = Math.min(anchor.layer, layer), l1 = Math.max(anchor.layer, layer);
+            var h0 = Math.min(anchor.head, head), h1 = Math.max(anchor.head, head);
+            for (var l = l0; l <= l1; l++) {
+                for (var h = h0; h <= h1; h++) { m[l][h] = value; }
+            }
+        } else {
+            value = m[layer][head] === 0 ? 1 : 0;
+            m[layer][head] = value;
+        }
+        return [m, {layer: layer, head: head, value: value}];
+    }
+
+    function toggle(clickData, mask, shift, anchor, figure) {
+        var p = clickData && clickData.points && clickData.points.length ? clickData.points[0] : null;
+        var meta = (figure && figure.layout && figure.layout.meta) || {};
+        if (!p || meta.kind !== "head_grid" || !meta.layers || !meta.heads) { return [NU(), NU()]; }
+        var layer = intOrNull(p.y), head = intOrNull(p.x);
+        if (layer === null || head === null) { return [NU(), NU()]; }
+        return toggleMask(mask, layer, head, !!shift, anchor, meta.layers, meta.heads);
+    }
+
+    // ---- the hover store on the card's two heatmaps ------------------------------------------
+    function setHoverShapes(g, shapes) {
+        if (!g || !g.layout || !window.Plotly) { return; }
+        var key = JSON.stringify(shapes);
+        if (g._pruningHoverKey === key) { return; }
+        var old = g.layout.shapes || [];
+        var kept = [], hadHover = false;
+        for (var i = 0; i < old.length; i++) {
+            if (old[i] && old[i].name === "hover") { hadHover = true; } else { kept.push(old[i]); }
+        }
+        g._pruningHoverKey = key;
+        if (!hadHover && !shapes.length) { return; }
+        window.Plotly.relayout(g, {shapes: kept.concat(shapes)});
+    }
+
+    function cellFor(hover, g) {
+        var m = (g && g.layout && g.layout.meta) || {};
+        if (!hover || m.kind !== "heatmap") { return null; }
+        if (hover.source !== "heatmap" && hover.source !== "keyboard") { return null; }
+        if (hover.layer !== m.layer || hover.head !== m.head) { return null; }
+        var r = (hover.query === null || hover.query === undefined) ? null : hover.query - (m.query_offset || 0);
+        var c = (hover.key === null || hover.key === undefined) ? null : hover.key - (m.key_offset || 0);
+        if (r !== null && (r < 0 || r >= m.rows)) { r = null; }
+        if (c !== null && (c < 0 || c >= m.cols)) { c = null; }
+        if (r === null && c === null) { return null; }
+        return {row: r, col: c, rows: m.rows, cols: m.cols};
+    }
+
+    function heatmaps(hover) {
+        var hv = window.dash_clientside.hover;
+        if (!hv || !hv.graphDiv || !hv.crossShapes) { return NU(); }
+        [IDS.base, IDS.pruned].forEach(function (id) {
+            var g = hv.graphDiv(id);
+            if (!g) { return; }
+            var cell = cellFor(hover, g);
+            setHoverShapes(g, cell ? hv.crossShapes(cell.row, cell.col, cell.rows, cell.cols) : []);
+        });
+        return NU();
+    }
+
+    window.dash_clientside = window.dash_clientside || {};
+    window.dash_clientside.pruning = {
+        toggle: toggle,
+        heatmaps: heatmaps,
+        // exposed for tests
+        _toggleMask: toggleMask,
+        IDS: IDS
+    };
+}());
