@@ -1,0 +1,233 @@
+"""Browser benchmarks in Debian's headless Chromium (selenium, /usr/bin/chromedriver) against the
+real app served by gunicorn on loopback:
+
+    hover(url)   run a 128-token text, wrap window.fetch, move the real mouse over 100 heatmap
+                 cells: count `_dash-update-component` requests (target 0) and check each hover
+                 reached the page's hover state; then time the clientside highlight function
+                 (assets/hover.js `dash_clientside.hover.apply`) at 128 x 128 with performance.now():
+                 its synchronous part, and until Plotly.relayout's promise has resolved
+                 (target <= 16 ms, one frame at 60 Hz).
+
+    python bench/browser.py            # starts its own server
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+CHROMIUM = os.environ.get("ATTN_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("ATTN_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
+ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--window-size=1400,1000")
+
+WRAP_FETCH = """
+window.__attnCallbackRequests = 0;
+if (!window.__attnFetchWrapped) {
+  const orig = window.fetch;
+  window.fetch = function (input, init) {
+    const url = (typeof input === 'string') ? input : (input && input.url) || '';
+    if (url.indexOf('_dash-update-component') !== -1) { window.__attnCallbackRequests += 1; }
+    return orig.apply(this, arguments);
+  };
+  const open = XMLHttpRequest.prototype.open;
+  XMLHttpRequest.prototype.open = function (m, url) {
+    if (String(url).indexOf('_dash-update-component') !== -1) { window.__attnCallbackRequests += 1; }
+    return open.apply(this, arguments);
+  };
+  window.__attnFetchWrapped = true;
+}
+"""
+
+TIME_APPLY = """
+const done = arguments[arguments.length - 1];
+const n = arguments[0];
+const H = window.dash_clientside.hover;
+const g = H._gd(H.IDS.heatmap);
+const m = g.layout.meta;
+const orig = window.Plotly.relayout;
+let last = null;
+window.Plotly.relayout = function () { last = orig.apply(this, arguments); return last; };
+const sync = [], total = [];
+let seed = 7;
+function rnd(k) { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % k; }
+(async function () {
+  try {
+    for (let i = 0; i < n; i++) {
+      const r = rnd(m.rows), c = rnd(m.cols);
+      last = null;
+      const t0 = performance.now();
+      H.apply({layer: m.layer, head: m.head, query: r + (m.query_offset || 0), key: c + (m.key_offset || 0),
+               source: "heatmap"});
+      const t1 = performance.now();
+      if (last) { await last; }
+      const t2 = performance.now();
+      sync.push(t1 - t0); total.push(t2 - t0);
+      await new Promise(res => requestAnimationFrame(() => res()));
+    }
+    window.Plotly.relayout = orig;
+    done({sync: sync, total: total, rows: m.rows, cols: m.cols,
+          shapes: (g.layout.shapes || []).filter(s => s.name === "hover").length});
+  } catch (e) { window.Plotly.relayout = orig; done({error: String(e)}); }
+})();
+"""
+
+
+def make_driver():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for a in ARGS:
+        opts.add_argument(a)
+    opts.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='attn-bench-chromium-')}")
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+
+
+def _set_text(driver, element, text: str) -> None:
+    driver.execute_script(
+        "const el = arguments[0]; const set = Object.getOwnPropertyDescriptor("
+        "Object.getPrototypeOf(el), 'value').set; set.call(el, arguments[1]);"
+        "el.dispatchEvent(new Event('input', {bubbles: true}));", element, text)
+
+
+def _wait(driver, script: str, timeout: float, *args):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = driver.execute_script(script, *args)
+        if v:
+            return v
+        time.sleep(0.05)
+    raise TimeoutError(script)
+
+
+def hover(url: str, tokens: int = 128, cells: int = 100) -> dict:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    from bench.engine import text_with_tokens
+
+    text = text_with_tokens(tokens)
+    driver = make_driver()
+    try:
+        driver.set_script_timeout(120)
+        driver.get(url)
+        _wait(driver, "return !!document.getElementById('text-input') && !!window.dash_clientside"
+                      " && !!window.dash_clientside.hover", 60)
+        _set_text(driver, driver.find_element(By.ID, "text-input"), text)
+        driver.find_element(By.ID, "run-button").click()
+        _wait(driver, "const H = window.dash_clientside.hover; const g = H._gd(H.IDS.heatmap);"
+                      "return g && g.layout && g.layout.meta && g.layout.meta.rows === arguments[0];", 120, tokens)
+        time.sleep(1.0)  # let the other panels settle
+        driver.execute_script(WRAP_FETCH)
+        drag = driver.find_element(By.CSS_SELECTOR, "#heatmap-graph .nsewdrag")  # the plotting area
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", drag)
+        time.sleep(0.3)
+        dims = driver.execute_script("const g = window.dash_clientside.hover._gd('heatmap-graph');"
+                                     "return [g.layout.meta.rows, g.layout.meta.cols];")
+        import random
+
+        rng = random.Random(1)
+        hit = 0
+        for _ in range(cells):
+            r, c = rng.randrange(dims[0]), rng.randrange(dims[1])
+            # pixel of the cell's centre inside the plotting area, from Plotly's own axis mapping
+            px, py = driver.execute_script(
+                "const fl = window.dash_clientside.hover._gd('heatmap-graph')._fullLayout;"
+                "return [fl.xaxis.l2p(arguments[1]), fl.yaxis.l2p(arguments[0])];", r, c)
+            ActionChains(driver).move_to_element_with_offset(drag, int(round(px)), int(round(py))).perform()
+            try:
+                _wait(driver, "const h = window.attnHover; return !!(h && h.cell && h.cell.row === arguments[0]"
+                              " && h.cell.col === arguments[1]);", 2.0, r, c)
+                hit += 1
+            except TimeoutError:
+                pass
+        time.sleep(0.5)
+        requests = driver.execute_script("return window.__attnCallbackRequests;")
+        timing = driver.execute_async_script(TIME_APPLY, 100)
+        if "error" in timing:
+            raise RuntimeError(timing["error"])
+        logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    finally:
+        driver.quit()
+    sync, total = timing["sync"], timing["total"]
+    return {"cells_hovered": cells, "hovers_seen_by_page": hit, "server_requests": requests,
+            "matrix": f"{timing['rows']}x{timing['cols']}",
+            "apply_sync_ms": {"median": statistics.median(sync), "p95": sorted(sync)[int(0.95 * len(sync)) - 1],
+                              "max": max(sync)},
+            "apply_until_drawn_ms": {"median": statistics.median(total),
+                                     "p95": sorted(total)[int(0.95 * len(total)) - 1], "max": max(total)},
+            "browser_errors": len(logs)}
+
+
+RESOURCES = """
+return performance.getEntriesByType('resource')
+  .filter(e => e.name.indexOf('_dash-update-component') !== -1)
+  .map(e => ({transfer: e.transferSize, encoded: e.encodedBodySize, decoded: e.decodedBodySize,
+              start: e.startTime, end: e.responseEnd}));
+"""
+
+
+def head_switch(url: str, tokens: int = 200, head: str = "5") -> dict:
+    """Bytes Chromium receives for one head switch (Resource Timing of every callback request it
+    causes): transferSize (headers + compressed body), encoded and decoded body sizes."""
+    from selenium.webdriver.common.by import By
+
+    from bench.engine import text_with_tokens
+
+    text = text_with_tokens(tokens)
+    driver = make_driver()
+    try:
+        driver.get(url)
+        _wait(driver, "return !!document.getElementById('text-input') && !!window.dash_clientside"
+                      " && !!window.dash_clientside.set_props", 60)
+        driver.execute_script("performance.setResourceTimingBufferSize(10000);")
+        _set_text(driver, driver.find_element(By.ID, "text-input"), text)
+        driver.find_element(By.ID, "run-button").click()
+        _wait(driver, "const H = window.dash_clientside.hover; const g = H._gd(H.IDS.heatmap);"
+                      "return g && g.layout && g.layout.meta && g.layout.meta.rows === arguments[0];", 120, tokens)
+        _settle(driver)
+        before = driver.execute_script("return document.querySelector('#heatmap-title').textContent;")
+        driver.execute_script("performance.clearResourceTimings();")
+        driver.execute_script("window.dash_clientside.set_props('head-dropdown', {value: arguments[0]});", head)
+        _wait(driver, "return document.querySelector('#heatmap-title').textContent !== arguments[0];", 60, before)
+        entries = _settle(driver)
+        title = driver.execute_script("return document.querySelector('#heatmap-title').textContent;")
+    finally:
+        driver.quit()
+    return {"tokens": tokens, "requests": len(entries), "title_after": title,
+            "transfer_bytes": sum(e["transfer"] for e in entries),
+            "encoded_body_bytes": sum(e["encoded"] for e in entries),
+            "decoded_body_bytes": sum(e["decoded"] for e in entries)}
+
+
+def _settle(driver, quiet: float = 1.0, timeout: float = 30.0) -> list:
+    """Wait until no callback request has started or ended for `quiet` seconds; the entries."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        entries = driver.execute_script(RESOURCES)
+        sig = (len(entries), max((e["end"] for e in entries), default=0))
+        if sig != last:
+            last, since = sig, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return entries
+        time.sleep(0.1)
+    return driver.execute_script(RESOURCES)
+
+
+if __name__ == "__main__":
+    from serving.local import LocalGunicorn
+
+    with LocalGunicorn(workers=1) as srv:
+        print(json.dumps(head_switch(srv.url), indent=1))
+        print(json.dumps(hover(srv.url), indent=1))

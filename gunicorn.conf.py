@@ -1,0 +1,108 @@
+"""gunicorn settings for the attention dashboard:  gunicorn app:server -c gunicorn.conf.py
+
+Every setting can be changed by environment variable (or on the command line, which wins):
+
+    ATTN_BIND        127.0.0.1:8050   where to listen (--bind overrides)
+    ATTN_WORKERS     2                processes; each holds its own copy of the loaded models
+    ATTN_THREADS     4                threads per worker (gthread): one model run does not block
+                                      head switches, which are cheap reads of the shared cache
+    ATTN_TIMEOUT     120              seconds a request may take before its worker is killed
+    ATTN_PRELOAD     1                1: import the app and load the models once in the master,
+                                      then fork (copy-on-write sharing); 0: each worker does both
+    ATTN_WARM_MODELS default          models loaded before serving: default | all | name;name
+    ATTN_CACHE_DIR   <repo>/.cache/attention-dashboard   run cache + background-callback results, shared by all workers
+    ATTN_ACCESS_LOG  0                1: access log on stderr
+    ATTN_CONTROL_SOCKET (unset)       path of gunicorn's control socket (gunicornc); off if unset
+
+Why preload (figures in bench/RESULTS.md, "Memory"): with the model loaded in the master and
+then forked, the weights and the imported libraries are shared copy-on-write, so a second worker
+costs only its private pages, and a worker killed by the OOM killer or `kill -9` is replaced by
+a fork in well under a second instead of re-importing torch and reloading the model.
+Workers x torch threads is kept at the number of cores (post_fork), so two concurrent model
+runs do not oversubscribe a 2-core machine.
+"""
+import logging
+import os
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+# --- environment shared by the master and every worker (set before the app is imported) ----
+# One cache directory for all workers: made absolute here so a worker's cwd cannot change it.
+os.environ["ATTN_CACHE_DIR"] = os.path.abspath(os.environ.get("ATTN_CACHE_DIR")
+                                               or str(_ROOT / ".cache" / "attention-dashboard"))
+for _k, _v in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+               "TOKENIZERS_PARALLELISM": "false"}.items():
+    os.environ.setdefault(_k, _v)
+
+# app warnings (e.g. "cache directory unusable, computing without cache") go to the error log
+logging.basicConfig(level=os.environ.get("ATTN_LOG_LEVEL", "INFO").upper(),
+                    format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+
+# --- gunicorn settings --------------------------------------------------------------------
+wsgi_app = "app:server"
+bind = [os.environ.get("ATTN_BIND", "127.0.0.1:8050")]
+workers = _env_int("ATTN_WORKERS", 2)
+worker_class = "gthread"
+threads = _env_int("ATTN_THREADS", 4)
+timeout = _env_int("ATTN_TIMEOUT", 120)
+graceful_timeout = 30
+keepalive = 5
+preload_app = os.environ.get("ATTN_PRELOAD", "1") not in ("0", "false", "no")
+max_requests = 0  # never recycle a worker: a reload costs a model load
+errorlog = "-"
+loglevel = os.environ.get("ATTN_LOG_LEVEL", "info").lower()
+accesslog = "-" if os.environ.get("ATTN_ACCESS_LOG", "0") in ("1", "true", "yes") else None
+proc_name = "attention-dashboard"
+# gunicorn's control socket (gunicornc) defaults to one path per user, which two instances on
+# one machine (a deployment and a test run) would fight over: off unless a path is given.
+control_socket_disable = not os.environ.get("ATTN_CONTROL_SOCKET")
+if os.environ.get("ATTN_CONTROL_SOCKET"):
+    control_socket = os.environ["ATTN_CONTROL_SOCKET"]
+# the 50,000-character hostile-input test posts ~60 kB of JSON: the default limits are for
+# the request line and headers only, bodies are not limited by gunicorn.
+
+
+def when_ready(server):
+    """Master, sockets bound, before the first worker is forked."""
+    if preload_app:
+        from serving import warm_models
+
+        loaded = warm_models()
+        server.log.info("preloaded models in the master: %s", ", ".join(loaded) or "none")
+    server.log.info("cache directory %s", os.environ["ATTN_CACHE_DIR"])
+
+
+def post_fork(server, worker):
+    """Each worker: keep workers x torch threads <= cores."""
+    from serving import torch_threads_per_worker
+
+    n = torch_threads_per_worker(workers)
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+
+
+def post_worker_init(worker):
+    """Each worker, app imported: without preload, load the models now, before serving."""
+    if not preload_app:
+        from serving import warm_models
+
+        loaded = warm_models()
+        worker.log.info("worker %s loaded models: %s", worker.pid, ", ".join(loaded) or "none")
+
+
+def child_exit(server, worker):
+    """Master: a worker died (crash, kill -9, timeout); gunicorn forks a replacement."""
+    server.log.warning("worker %s exited (replaced unless the server is stopping)", worker.pid)

@@ -1,0 +1,80 @@
+"""GET /healthz: is this worker ready to serve?
+
+    register_health(server)     adds the route to the Flask server (app.py: one line)
+
+Response (JSON):
+    {"status": "ok" | "degraded" | "unavailable",
+     "model_loaded": bool,                  the default model is loaded in this worker
+     "models": {"configured": [names], "loaded": [names]},
+     "cache": RunCache.status() (+ "backend"),   where runs are stored and whether it is usable
+     "version": "0.1.0+g<commit>",
+     "pid": worker process id}
+
+HTTP 200 for "ok" and "degraded" (the cache is unusable: runs are computed without it, the page
+works), 503 for "unavailable" (the default model is not loaded in this worker). The check
+never loads a model or computes a run, so it is cheap enough for a load balancer to poll.
+"""
+from __future__ import annotations
+
+import os
+
+from flask import Flask, jsonify
+
+from serving import version
+
+
+def cache_status() -> dict:
+    """Status of the run store this process uses (Redis when configured, else the disk cache)."""
+    try:
+        from serving import redis_backend
+
+        if redis_backend.redis_url():
+            return redis_backend.run_store().status()
+        from models import cache
+
+        status = dict(cache.default_cache().status())
+        status.setdefault("backend", "diskcache")
+        return status
+    except Exception as exc:  # a health check reports, it does not raise
+        return {"backend": "unknown", "ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+def health() -> tuple[dict, int]:
+    from models import loader, registry
+
+    try:
+        configured = registry.model_names()
+    except Exception as exc:  # a broken models file is a configuration error worth seeing
+        configured = [registry.DEFAULT_MODEL]
+        config_error = f"{type(exc).__name__}: {exc}"[:300]
+    else:
+        config_error = None
+    loaded = loader.loaded_names()
+    model_loaded = registry.DEFAULT_MODEL in loaded
+    cache = cache_status()
+    cache_ok = bool(cache.get("ok", not cache.get("degraded", False)))
+    if not model_loaded:
+        status = "unavailable"
+    elif not cache_ok or config_error:
+        status = "degraded"
+    else:
+        status = "ok"
+    body = {"status": status, "model_loaded": model_loaded,
+            "models": {"configured": configured, "loaded": loaded},
+            "cache": cache, "version": version(), "pid": os.getpid()}
+    if config_error:
+        body["config_error"] = config_error
+    return body, (503 if status == "unavailable" else 200)
+
+
+def register_health(server: Flask, path: str = "/healthz") -> None:
+    """Add GET `path` to the Flask server behind the Dash app."""
+
+    def healthz():
+        body, code = health()
+        resp = jsonify(body)
+        resp.status_code = code
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    server.add_url_rule(path, endpoint="attention_dashboard_healthz", view_func=healthz, methods=["GET"])
