@@ -14,6 +14,9 @@
  *       anchor's value. Same rules as dashboard/pruning_views.py `toggle_mask` (tests compare).
  *       Done here, not on the server, so quick clicks never race each other on a stale mask.
  *
+ *   Keyboard: the choose-heads grid's box is focusable; arrow keys move a cursor (the page's
+ *       hover store), Space/Enter toggles that head like a click, Shift+Space like a Shift+click.
+ *
  *   Upload: the file input of "pruning-upload" is emptied after each choice, so the same file
  *   (fixed after an error message) can be chosen again.
  *
@@ -30,7 +33,10 @@
         shift: "pruning-shift-store",
         base: "pruning-base-heatmap",
         pruned: "pruning-pruned-heatmap",
-        upload: "pruning-upload"
+        upload: "pruning-upload",
+        grid: "pruning-select-grid",
+        gridBox: "pruning-select-grid-box",
+        hover: "hover-store"
     };
     var NU = function () { return window.dash_clientside.no_update; };
     var shiftState = false;
@@ -114,6 +120,7 @@
         if (!p || meta.kind !== "head_grid" || !meta.layers || !meta.heads) { return [NU(), NU()]; }
         var layer = intOrNull(p.y), head = intOrNull(p.x);
         if (layer === null || head === null) { return [NU(), NU()]; }
+        if (typeof p.shiftKey === "boolean") { shift = p.shiftKey; }  // from the keyboard
         return toggleMask(mask, layer, head, !!shift, anchor, meta.layers, meta.heads);
     }
 
@@ -156,6 +163,59 @@
         });
         return NU();
     }
+
+    // ---- keyboard on the choose-heads grid (#pruning-select-grid-box, focusable) -------------
+    // Arrow keys move a cursor over the heads (written to the page's hover store, so the head is
+    // outlined everywhere, as on pointer hover); Space / Enter toggles it exactly as a click does
+    // (clickData of the grid; Shift+Space = Shift+click). Home / End: first / last head of the layer.
+    var cursor = null;
+
+    function gridMeta() {
+        var hv = window.dash_clientside && window.dash_clientside.hover;
+        var g = hv && hv.graphDiv ? hv.graphDiv(IDS.grid) : null;
+        var m = (g && g.layout && g.layout.meta) || {};
+        return m.kind === "head_grid" && m.layers && m.heads ? m : null;
+    }
+
+    function onGridKey(e) {
+        var m = gridMeta(), dc = window.dash_clientside;
+        if (!m || !dc || !dc.set_props) { return; }
+        var fresh = !cursor || cursor.layer >= m.layers || cursor.head >= m.heads;
+        var c = fresh ? {layer: 0, head: 0} : {layer: cursor.layer, head: cursor.head};
+        switch (e.key) {
+            case "ArrowUp": if (!fresh) { c.layer -= 1; } break;
+            case "ArrowDown": if (!fresh) { c.layer += 1; } break;
+            case "ArrowLeft": if (!fresh) { c.head -= 1; } break;
+            case "ArrowRight": if (!fresh) { c.head += 1; } break;
+            case "Home": c.head = 0; break;
+            case "End": c.head = m.heads - 1; break;
+            case "Escape":
+                cursor = null;
+                dc.set_props(IDS.hover, {data: {layer: null, head: null, query: null, key: null, source: "grid"}});
+                return;
+            case "Enter":
+            case " ":
+                e.preventDefault();
+                if (fresh) { break; }
+                // Shift travels with the click itself: a store written in the same tick may not
+                // have reached the toggle callback's State yet
+                dc.set_props(IDS.grid, {clickData: {points: [{x: c.head, y: c.layer, shiftKey: e.shiftKey}]}});
+                return;
+            default:
+                return;
+        }
+        e.preventDefault();
+        c.layer = Math.max(0, Math.min(m.layers - 1, c.layer));
+        c.head = Math.max(0, Math.min(m.heads - 1, c.head));
+        cursor = c;
+        dc.set_props(IDS.hover, {data: {layer: c.layer, head: c.head, query: null, key: null, source: "grid"}});
+        var box = document.getElementById(IDS.gridBox);
+        if (box) { box.setAttribute("aria-description", "Layer " + c.layer + ", head " + c.head); }
+    }
+
+    document.addEventListener("keydown", function (e) {
+        if (e.target && e.target.id === IDS.gridBox) { onGridKey(e); }
+    });
 
     window.dash_clientside = window.dash_clientside || {};
     window.dash_clientside.pruning = {

@@ -19,6 +19,7 @@ STATUS = "pruning-status"                # dbc.Alert of the card (errors; never 
 
 # ---- choose heads -------------------------------------------------------------------------------
 SELECT_GRID = "pruning-select-grid"      # layers x heads, click toggles, x = pruned
+SELECT_GRID_BOX = "pruning-select-grid-box"  # focusable wrapper: arrow keys + Space/Enter (pruning.js)
 SELECT_COLOR = "pruning-select-color"    # colour the grid by "importance" | "entropy"
 SELECT_NOTE = "pruning-select-note"
 COUNT = "pruning-count"                  # "18 of 72 heads pruned (25%)"
@@ -82,4 +83,4 @@ def physical_row(name: str) -> dict:
 TOGGLE_GRID_CLASS = "pruning-toggle-grid"
 
 # ids used by value inside assets/pruning.js
-JS_IDS = (SHIFT, BASE_HEATMAP, PRUNED_HEATMAP, UPLOAD)
+JS_IDS = (SHIFT, BASE_HEATMAP, PRUNED_HEATMAP, UPLOAD, SELECT_GRID, SELECT_GRID_BOX)

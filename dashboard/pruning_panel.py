@@ -79,8 +79,11 @@ def choose_section() -> html.Div:
         dbc.RadioItems(id=P.SELECT_COLOR, inline=True, value="importance", class_name="small",
                        options=[{"label": "colour: importance", "value": "importance"},
                                 {"label": "entropy (this text)", "value": "entropy"}]),
-        graph(P.SELECT_GRID, "pruning-heads",
-              class_name=f"{ids.HEAD_GRID_CLASS} {P.TOGGLE_GRID_CLASS} pruning-grid"),
+        html.Div(graph(P.SELECT_GRID, "pruning-heads",
+                       class_name=f"{ids.HEAD_GRID_CLASS} {P.TOGGLE_GRID_CLASS} pruning-grid"),
+                 id=P.SELECT_GRID_BOX, tabIndex="0", className="pruning-grid-box",
+                 **{"aria-label": "Heads to prune. Arrow keys move between heads; Space or Enter switches "
+                                  "the head off or back on; Shift+Space sets the rectangle from the last head."}),
         html.Div("", id=P.SELECT_NOTE, className="small text-muted mb-1"),
         html.Div("No run yet", id=P.COUNT, className="fw-semibold mb-2 pruning-count", role="status"),
         k, entropy,

@@ -227,6 +227,37 @@ def test_choose_heads_changes_the_pruned_view(duo):
 
 
 @pytest.mark.browser
+def test_keyboard_moves_and_toggles_heads(duo):
+    """The choose-heads grid without a mouse: arrows move (the head is outlined in the page's
+    grid and named in the heatmap card, as on hover), Space toggles, Shift+Space extends."""
+    box = duo.find_element(f"#{P.SELECT_GRID_BOX}")
+    duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});"
+                              "arguments[0].focus();", box)
+    _wait(lambda: _js(duo, "return document.activeElement.id;") == P.SELECT_GRID_BOX, what="focus")
+    _install_request_counter(duo)
+    before = _count_requests(duo)
+    ActionChains(duo.driver).send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_DOWN).perform()
+    duo.wait_for_contains_text(f"#{ids.HEATMAP_HOVER_TITLE}", "Hovering L1 H1", timeout=10)
+    hover = [s for s in _figure(duo, ids.GRID)["shapes"] if s.get("name") == "hover"]
+    assert hover and hover[0]["x0"] == pytest.approx(0.5) and hover[0]["y0"] == pytest.approx(0.5)
+    time.sleep(0.3)
+    assert _count_requests(duo) == before  # moving is browser-only
+
+    def shift_space(ac):
+        return ac.key_down(Keys.SHIFT).send_keys(Keys.SPACE).key_up(Keys.SHIFT)
+
+    for keys, cells, count in [
+        (lambda ac: ac.send_keys(Keys.SPACE), {(1, 1)}, "1 of 72 heads pruned (1%)"),    # L1 H1 off
+        (lambda ac: shift_space(ac.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)),
+         {(1, 1), (1, 2), (1, 3)}, "3 of 72 heads pruned (4%)"),                          # L1 H1-3 off
+        (lambda ac: ac.send_keys(Keys.ENTER), {(1, 1), (1, 2)}, "2 of 72 heads pruned (3%)"),  # H3 back on
+    ]:
+        keys(ActionChains(duo.driver)).perform()
+        duo.wait_for_text_to_equal(f"#{P.COUNT}", count, timeout=TIMEOUT)
+        _wait(lambda: _pruned_cells(duo) == cells, what=f"the × marks of {sorted(cells)}")
+    assert duo.get_logs() == []
+
+
 def test_curves_progress_cancel_and_result(duo, tmp_path):
     driver = duo.driver
 
