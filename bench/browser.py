@@ -50,7 +50,7 @@ TIME_APPLY = """
 const done = arguments[arguments.length - 1];
 const n = arguments[0];
 const H = window.dash_clientside.hover;
-const g = H._gd(H.IDS.heatmap);
+const g = H.graphDiv(H.IDS.heatmap);
 const m = g.layout.meta;
 const orig = window.Plotly.relayout;
 let last = null;
@@ -125,14 +125,14 @@ def hover(url: str, tokens: int = 128, cells: int = 100) -> dict:
                       " && !!window.dash_clientside.hover", 60)
         _set_text(driver, driver.find_element(By.ID, "text-input"), text)
         driver.find_element(By.ID, "run-button").click()
-        _wait(driver, "const H = window.dash_clientside.hover; const g = H._gd(H.IDS.heatmap);"
+        _wait(driver, "const H = window.dash_clientside.hover; const g = H.graphDiv(H.IDS.heatmap);"
                       "return g && g.layout && g.layout.meta && g.layout.meta.rows === arguments[0];", 120, tokens)
         time.sleep(1.0)  # let the other panels settle
         driver.execute_script(WRAP_FETCH)
         drag = driver.find_element(By.CSS_SELECTOR, "#heatmap-graph .nsewdrag")  # the plotting area
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", drag)
         time.sleep(0.3)
-        dims = driver.execute_script("const g = window.dash_clientside.hover._gd('heatmap-graph');"
+        dims = driver.execute_script("const g = window.dash_clientside.hover.graphDiv('heatmap-graph');"
                                      "return [g.layout.meta.rows, g.layout.meta.cols];")
         import random
 
@@ -142,7 +142,7 @@ def hover(url: str, tokens: int = 128, cells: int = 100) -> dict:
             r, c = rng.randrange(dims[0]), rng.randrange(dims[1])
             # pixel of the cell's centre inside the plotting area, from Plotly's own axis mapping
             px, py = driver.execute_script(
-                "const fl = window.dash_clientside.hover._gd('heatmap-graph')._fullLayout;"
+                "const fl = window.dash_clientside.hover.graphDiv('heatmap-graph')._fullLayout;"
                 "return [fl.xaxis.l2p(arguments[1]), fl.yaxis.l2p(arguments[0])];", r, c)
             ActionChains(driver).move_to_element_with_offset(drag, int(round(px)), int(round(py))).perform()
             try:
@@ -193,7 +193,7 @@ def head_switch(url: str, tokens: int = 200, head: str = "5") -> dict:
         driver.execute_script("performance.setResourceTimingBufferSize(10000);")
         _set_text(driver, driver.find_element(By.ID, "text-input"), text)
         driver.find_element(By.ID, "run-button").click()
-        _wait(driver, "const H = window.dash_clientside.hover; const g = H._gd(H.IDS.heatmap);"
+        _wait(driver, "const H = window.dash_clientside.hover; const g = H.graphDiv(H.IDS.heatmap);"
                       "return g && g.layout && g.layout.meta && g.layout.meta.rows === arguments[0];", 120, tokens)
         _settle(driver)
         before = driver.execute_script("return document.querySelector('#heatmap-title').textContent;")

@@ -127,11 +127,12 @@ def markdown(res: dict) -> str:
     e = res.get("engine")
     if e:
         L += ["", "### Cold run vs bare forward; cached vs cold (engine: models.service.get_run)", "",
-              "| tokens | bare forward ms | cold (miss) ms | cold / bare | disk hit ms | disk / cold | memory hit ms | memory / cold |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| tokens | bare forward ms | cold (miss) ms | cold / bare | then stored (after the answer) ms | disk hit ms | disk / cold | memory hit ms | memory / cold |",
+              "|---|---|---|---|---|---|---|---|---|"]
         for k in ("cold_17", "cold_200"):
             r = e[k]
             L.append(f"| {r['tokens']} | {r['ms']['bare']:.1f} | {r['ms']['cold']:.1f} | **{r['cold_over_bare']:.2f}x** | "
+                     f"{r['ms'].get('store_after', float('nan')):.1f} | "
                      f"{r['ms']['disk']:.2f} | **{100 * r['disk_over_cold']:.1f} %** | {r['ms']['memory']:.3f} | "
                      f"{100 * r['memory_over_cold']:.2f} % |")
     h = res.get("http")

@@ -28,6 +28,7 @@ def precompute(model: str, lines: list[str], max_tokens: int | None = None, prog
             counts["skipped"] += 1
             continue
         counts["new" if source == "model" else "cached"] += 1
+    service.flush_writes()  # new runs are written behind: all of them on disk before we report
     return counts
 
 

@@ -216,6 +216,11 @@ def _seal(kind: int, parts: list[bytes]) -> bytes:
     return b"".join([prefix, h.digest(), *parts])
 
 
+def json_form(meta: Meta) -> Meta:
+    """meta as a later cache hit returns it (tuples become lists, keys strings, ...)."""
+    return json.loads(_dump_json(meta))
+
+
 def encode_run(meta: Meta, arrays: Arrays) -> bytes:
     """One blob for (meta, arrays). Raises TypeError/ValueError for what cannot be stored."""
     if not isinstance(meta, dict):
@@ -508,7 +513,7 @@ class RunCache:
             log.exception("run cache %s: cannot encode the result for %s; not cached", self.directory, key)
             return meta, arrays, False
         self._put_raw(key, blob)
-        return json.loads(_dump_json(meta)), arrays, False
+        return json_form(meta), arrays, False
 
     def get_json(self, key: str, default: Any = None) -> Any:
         """A small JSON value stored with put_json, or `default`."""

@@ -50,9 +50,34 @@ def test_second_call_hits_without_a_model_call(store, model_calls):
     np.testing.assert_array_equal(first.outputs["embedding"], second.outputs["embedding"])
 
 
+def test_write_behind_answers_first_and_a_read_waits_for_the_write(store, model_calls, monkeypatch):
+    """The run is returned before it is written; a disk read of that key meanwhile waits for the
+    write instead of computing the run a second time."""
+    import threading
+
+    release = threading.Event()
+    real_put = store.put
+
+    def slow_put(*a, **kw):
+        assert release.wait(30)
+        return real_put(*a, **kw)
+
+    monkeypatch.setattr(store, "put", slow_put)
+    req = service.RunRequest.create("all-MiniLM-L6-v2", TEXT)
+    first, src1 = service.get_run_status(req, run_cache=store)  # returns while the write is held
+    assert src1 == "model" and store.get(service.request_key(req, loader.get_loaded(req.model))) is None
+    service._MEMORY.clear()  # as if another thread's LRU had no copy: must go to the store
+    threading.Timer(0.3, release.set).start()
+    second, src2 = service.get_run_status(req, run_cache=store)
+    assert src2 == "disk" and model_calls == [TEXT]
+    np.testing.assert_array_equal(first.weights, second.weights)
+    assert first.source_tokens == second.source_tokens
+
+
 def test_cache_survives_a_new_process(store, tmp_path):
     req = service.RunRequest.create("all-MiniLM-L6-v2", TEXT, "It slept.")
     run = service.get_run(req, run_cache=store)
+    service.flush_writes()  # stored behind the response: wait before another process looks
     code = (
         "import sys; from models import service, cache;"
         "req = service.RunRequest.create('all-MiniLM-L6-v2', sys.argv[1], 'It slept.');"
@@ -70,6 +95,7 @@ def test_cache_survives_a_new_process(store, tmp_path):
 def test_corrupted_entry_is_recomputed(store, model_calls, tmp_path):
     req = service.RunRequest.create("all-MiniLM-L6-v2", "word " * 120)  # large: stored as a file
     good = service.get_run(req, run_cache=store)
+    service.flush_writes()
     files = [p for p in (tmp_path / "cache").rglob("*.val")]
     assert files, "a large run is stored in a file of its own"
     for f in files:

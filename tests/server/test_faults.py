@@ -158,8 +158,13 @@ def _entry_file(cache_dir: str, text: str) -> Path:
 
     req = service.RunRequest.create(registry.DEFAULT_MODEL, text)
     key = service.request_key(req, loader.get_loaded(registry.DEFAULT_MODEL))
-    with sqlite3.connect(os.path.join(cache_dir, "cache.db")) as db:
-        row = db.execute("SELECT filename FROM Cache WHERE key = ?", (key,)).fetchone()
+    deadline = time.monotonic() + 20  # the server stores a new run just after answering
+    while True:
+        with sqlite3.connect(os.path.join(cache_dir, "cache.db")) as db:
+            row = db.execute("SELECT filename FROM Cache WHERE key = ?", (key,)).fetchone()
+        if (row and row[0]) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert row and row[0], "the run was stored as a file of its own"
     return Path(cache_dir, row[0])
 

@@ -77,8 +77,13 @@ def test_two_workers_health_debug_off_and_one_shared_cache(shared_server):
     before = {pid: body["cache"]["entries"] for pid, (_, body) in health.items()}
     tab.change({"text-input.value": TEXT, "run-button.n_clicks": 1}, trigger=["run-button.n_clicks"])
     assert not tab.errors and tab.values["run-store.data"]["request"]["text"] == TEXT
-    health = _health_of_each_worker(srv, 2)
-    entries = {pid: body["cache"]["entries"] for pid, (_, body) in health.items()}
+    deadline = time.monotonic() + 20  # a new run is stored just after the answer (write-behind)
+    while True:
+        health = _health_of_each_worker(srv, 2)
+        entries = {pid: body["cache"]["entries"] for pid, (_, body) in health.items()}
+        if min(entries.values()) == max(before.values()) + 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert len(set(entries.values())) == 1, entries  # one directory, one count
     assert min(entries.values()) == max(before.values()) + 1, (before, entries)
     assert os.path.isdir(os.path.join(srv.cache_dir, "callbacks")), "background results live beside the runs"
