@@ -13,6 +13,7 @@ waits for that write; `flush_writes()` waits for all of them (`clear_memory()` d
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -123,6 +124,19 @@ log = logging.getLogger("attention_dashboard.service")
 _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-cache-writer")
 _PENDING: dict[str, Future] = {}
 _PENDING_LOCK = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked worker (gunicorn preload) has no copy of the parent's writer thread: start afresh
+    rather than wait on writes that no thread of this process will ever finish."""
+    global _WRITER, _PENDING_LOCK
+    _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-cache-writer")
+    _PENDING_LOCK = threading.Lock()
+    _PENDING.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _store_later(store, key: str, meta: dict, arrays: dict) -> None:

@@ -141,3 +141,26 @@ def test_precompute_cli(store, tmp_path, capsys):
     assert "4 texts: 0 new, 4 already cached" in capsys.readouterr().out
     assert cli_main(["precompute", "--model", "../../etc", str(f)]) == 2
     assert "Unknown model" in capsys.readouterr().err
+
+
+def test_a_forked_child_does_not_wait_on_the_parents_pending_writes(store, monkeypatch):
+    """gunicorn --preload forks workers: a write pending in the parent has no thread in the child."""
+    import threading
+
+    release = threading.Event()
+    real_put = store.put
+    monkeypatch.setattr(store, "put", lambda *a, **kw: release.wait(30) and real_put(*a, **kw))
+    req = service.RunRequest.create("all-MiniLM-L6-v2", TEXT)
+    service.get_run(req, run_cache=store)  # its write is held in the parent
+    pid = os.fork()
+    if pid == 0:  # child: must not block on the parent's pending write
+        code = 1
+        try:
+            service.flush_writes(timeout=2)
+            code = 0 if not service._PENDING else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    release.set()
+    service.flush_writes()
+    assert os.waitstatus_to_exitcode(status) == 0
