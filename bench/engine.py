@@ -110,6 +110,7 @@ def cold_cached(tokens: int, reps: int) -> dict:
         bare_forward(text)
         service.clear_memory()
         service.get_run(req, run_cache=store)
+        service.flush_writes()  # or its write-behind could land after the delete below
         t = {"bare": [], "cold": [], "store_after": [], "disk": [], "memory": []}
         for _ in range(reps):
             t0 = time.perf_counter()

@@ -5,24 +5,22 @@
 Lookup order: a small per-process LRU of recent runs (so switching heads on a 500-token text
 does not re-read 70 MB from disk), then the shared disk cache, then the model.
 
-A new run is stored *after* it is returned (write-behind, one writer thread per process): encoding,
+A new run is stored *after* it is returned (models.write_behind: one writer thread per process): encoding,
 checksumming and writing ~10 MB for a 200-token run would otherwise double the time of a cold
 run. This process keeps the run in memory meanwhile, and a read of a key still being written
 waits for that write; `flush_writes()` waits for all of them (`clear_memory()` does too).
 """
 from __future__ import annotations
 
-import logging
-import os
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from models import attention, cache, loader
 from models.run import SCHEMA_VERSION, AttentionRun
+from models.write_behind import WriteBehind
 
 MEMORY_RUNS = 6  # recent runs kept in memory per process
 
@@ -120,52 +118,20 @@ def get_run_status(req: RunRequest, *, run_cache: cache.RunCache | None = None) 
 
 
 # ---- write-behind -----------------------------------------------------------------------------
-log = logging.getLogger("attention_dashboard.service")
-_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-cache-writer")
-_PENDING: dict[str, Future] = {}
-_PENDING_LOCK = threading.Lock()
-
-
-def _after_fork_in_child() -> None:
-    """A forked worker (gunicorn preload) has no copy of the parent's writer thread: start afresh
-    rather than wait on writes that no thread of this process will ever finish."""
-    global _WRITER, _PENDING_LOCK
-    _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-cache-writer")
-    _PENDING_LOCK = threading.Lock()
-    _PENDING.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_WRITES = WriteBehind("run-cache-writer")
 
 
 def _store_later(store, key: str, meta: dict, arrays: dict) -> None:
-    def write():
-        try:
-            store.put(key, meta, arrays)  # cache trouble is logged by the store, never raised
-        except Exception:  # noqa: BLE001 - a value that cannot be encoded: not cached, logged
-            log.exception("run cache: cannot store %s", key)
-        finally:
-            with _PENDING_LOCK:
-                _PENDING.pop(key, None)
-
-    with _PENDING_LOCK:
-        _PENDING[key] = _WRITER.submit(write)
+    _WRITES.submit(key, lambda: store.put(key, meta, arrays))  # store trouble: logged, a miss later
 
 
 def _wait_for_write(key: str, timeout: float = 30.0) -> None:
-    with _PENDING_LOCK:
-        pending = _PENDING.get(key)
-    if pending is not None:
-        pending.result(timeout)
+    _WRITES.wait(key, timeout)  # on a timeout: read the store anyway (a miss recomputes)
 
 
-def flush_writes(timeout: float = 60.0) -> None:
-    """Wait until every run computed by this process so far is in the store."""
-    with _PENDING_LOCK:
-        pending = list(_PENDING.values())
-    for f in pending:
-        f.result(timeout)
+def flush_writes(timeout: float = 60.0) -> bool:
+    """Wait until every run computed by this process so far is in the store (False: timed out)."""
+    return _WRITES.flush(timeout)
 
 
 def clear_memory() -> None:

@@ -157,7 +157,7 @@ def test_a_forked_child_does_not_wait_on_the_parents_pending_writes(store, monke
         code = 1
         try:
             service.flush_writes(timeout=2)
-            code = 0 if not service._PENDING else 2
+            code = 0 if service._WRITES.pending() == 0 else 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
