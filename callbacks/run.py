@@ -3,6 +3,7 @@ that depend on the run (layer / head / block choices, truncation warning)."""
 from __future__ import annotations
 
 from dash import Input, Output, State, ctx
+from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
 from dashboard import ids, panels
@@ -37,3 +38,17 @@ def register(app) -> None:
         out = panels.run_outputs(request.to_dict(), service.get_run(request), layer, head, block, query, previous)
         problems = pending.get("problems") if from_url else None  # e.g. an unknown model in the link
         return [out[k] for k in OUTPUT_KEYS] + [problems or "", bool(problems), "warning"]
+
+    @app.callback(
+        Output(ids.LAYER, "options", allow_duplicate=True), Output(ids.LAYER, "value", allow_duplicate=True),
+        Output(ids.HEAD, "options", allow_duplicate=True), Output(ids.HEAD, "value", allow_duplicate=True),
+        Input(ids.BLOCK, "value"),
+        State(ids.RUN, "data"), State(ids.LAYER, "value"), State(ids.HEAD, "value"), State(ids.LAYER, "options"),
+        prevent_initial_call=True,
+    )
+    @guarded("switching the block")
+    def block_switch(block, store, layer, head, layer_options_now):
+        out = panels.block_controls((store or {}).get("summary"), block, layer, head, layer_options_now)
+        if out is None:
+            raise PreventUpdate
+        return out["layer_options"], out["layer"], out["head_options"], out["head"]

@@ -11,7 +11,8 @@ import numpy as np
 from dashboard import figures, urlstate
 from dashboard.controls import slider_from_temperature, temperature_from_slider
 from dashboard.figures_extra import add_meta, layer_outline, panel_outline
-from dashboard.views import (GRID_METRICS, MEAN, block_metrics, block_options, clamp_selection, default_query,
+from dashboard.views import (GRID_METRICS, MEAN, block_metrics, block_options, clamp_selection, clamp_to,
+                             default_query,
                              head_matrix,
                              head_options, head_stats, head_title, layer_options, parse_block, parse_layer,
                              run_info, top_keys, truncation_message, valid_block_choice)
@@ -36,6 +37,26 @@ def stretched_zmax(matrix: np.ndarray, quantile: float = 0.99) -> float:
     m = np.asarray(matrix, dtype=np.float32)
     vals = m[m > 0] if m.size else m
     return float(max(np.quantile(vals, quantile) if vals.size else 1.0, 1e-3))
+
+
+# ---- block switch -----------------------------------------------------------------------------
+def block_controls(summary: dict | None, choice, layer, head, layer_options_now) -> dict | None:
+    """Layer / head choices for the block just chosen, or None when they stay as they are.
+
+    Blocks of an encoder-decoder differ in size (e.g. 2 encoder layers, 3 decoder layers): the
+    dropdowns follow the block, keeping the layer and head where they exist.
+    """
+    blocks = {b["name"]: b for b in (summary or {}).get("blocks", [])}
+    name = choice.partition(":")[0] if isinstance(choice, str) else None
+    b = blocks.get(name)
+    if b is None:
+        return None
+    options = layer_options(b["layers"])
+    if options == layer_options_now:
+        return None
+    layer, head = clamp_to(b["layers"], b["heads"], layer, head)
+    return {"layer_options": options, "layer": str(layer), "head_options": head_options(b["heads"]),
+            "head": str(head)}
 
 
 # ---- run --------------------------------------------------------------------------------------

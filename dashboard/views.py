@@ -84,11 +84,16 @@ def clamp_selection(run: AttentionRun, block: str, layer, head) -> tuple[int, in
     Missing or out-of-range values become the last layer / head 0 (head MEAN stays MEAN).
     """
     b = run.block(block)
+    return clamp_to(b.n_layers, b.n_heads, layer, head)
+
+
+def clamp_to(n_layers: int, n_heads: int, layer, head) -> tuple[int, int | str]:
+    """clamp_selection for a block of n_layers x n_heads."""
     layer, head = parse_layer(layer), parse_head(head)
-    layer = layer if layer is not None and layer < b.n_layers else b.n_layers - 1
+    layer = layer if layer is not None and layer < n_layers else n_layers - 1
     if head == MEAN:
         return layer, MEAN
-    head = head if head is not None and head < b.n_heads else 0
+    head = head if head is not None and head < n_heads else 0
     return layer, head
 
 

@@ -10,7 +10,13 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def page(request, tmp_path_factory):
+def page_env():
+    """Extra environment for the module's app (a module overrides this, e.g. ATTN_MODELS)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def page(request, tmp_path_factory, page_env):
     """A dash.testing DashComposite (what `dash_duo` is) serving app.create_app(), module-wide.
 
     The run cache and the background-callback cache live in a fresh temp directory.
@@ -21,6 +27,8 @@ def page(request, tmp_path_factory):
     cache_dir = tmp_path_factory.mktemp("attn-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ATTN_CACHE_DIR", str(cache_dir))
+        for k, v in page_env.items():
+            mp.setenv(k, v)
         import app as app_module
         from models import service
 

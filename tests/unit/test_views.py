@@ -251,3 +251,22 @@ def test_temperature_slider_mapping():
     assert temperature_from_slider(-2) == 0.25 and temperature_from_slider(2) == 4.0
     assert temperature_from_slider(0.5) == 1.41 and temperature_from_slider(99) == 4.0
     assert slider_from_temperature(0.5) == -1.0 and slider_from_temperature(1.0) == 0.0
+
+
+def test_layer_and_head_choices_follow_the_block():
+    """An encoder-decoder's blocks differ in size: switching block re-offers its layers/heads."""
+    summary = {"blocks": [{"name": "encoder", "layers": 2, "heads": 4},
+                          {"name": "decoder", "layers": 3, "heads": 4},
+                          {"name": "cross", "layers": 3, "heads": 8}]}
+    two = views.layer_options(2)
+    out = panels.block_controls(summary, "cross", "1", "6", two)
+    assert [o["value"] for o in out["layer_options"]] == ["0", "1", "2"]
+    assert (out["layer"], out["head"]) == ("1", "6")
+    assert [o["value"] for o in out["head_options"]][-2:] == ["7", MEAN]
+    back = panels.block_controls(summary, "encoder", "2", "6", out["layer_options"])
+    assert (back["layer"], back["head"]) == ("1", "0")  # clamped into the encoder's 2 x 4
+    assert panels.block_controls(summary, "decoder", "2", MEAN, out["layer_options"]) is None  # same size
+    assert panels.block_controls(summary, "nope", "0", "0", two) is None
+    assert panels.block_controls(None, "cross", "0", "0", two) is None
+    pair = {"blocks": [{"name": "self", "layers": 6, "heads": 12}]}
+    assert panels.block_controls(pair, "self:AB", "3", "1", views.layer_options(6)) is None
