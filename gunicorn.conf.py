@@ -72,7 +72,11 @@ if os.environ.get("ATTN_CONTROL_SOCKET"):
 
 
 def when_ready(server):
-    """Master, sockets bound, before the first worker is forked."""
+    """Master, sockets bound, before the first worker is forked.
+
+    Load only: never run a forward pass in the master. A child forked after the parent has used
+    torch's intra-op (OpenMP) thread pool hangs on its first forward (seen here with torch 2.13).
+    """
     if preload_app:
         from serving import warm_models
 
@@ -85,7 +89,8 @@ def post_fork(server, worker):
     """Each worker: keep workers x torch threads <= cores."""
     from serving import torch_threads_per_worker
 
-    n = torch_threads_per_worker(workers)
+    # server.cfg: the workers actually configured (`-w 3` on the command line wins over `workers`)
+    n = torch_threads_per_worker(server.cfg.workers)
     try:
         import torch
 

@@ -17,6 +17,7 @@ never loads a model or computes a run, so it is cheap enough for a load balancer
 from __future__ import annotations
 
 import os
+import sys
 
 from flask import Flask, jsonify
 
@@ -37,6 +38,12 @@ def cache_status() -> dict:
         return status
     except Exception as exc:  # a health check reports, it does not raise
         return {"backend": "unknown", "ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+def _torch_threads() -> int | None:
+    """This process's torch intra-op threads (gunicorn sets them per worker), None before import."""
+    torch = sys.modules.get("torch")
+    return None if torch is None else int(torch.get_num_threads())
 
 
 def health() -> tuple[dict, int]:
@@ -61,7 +68,7 @@ def health() -> tuple[dict, int]:
         status = "ok"
     body = {"status": status, "model_loaded": model_loaded,
             "models": {"configured": configured, "loaded": loaded},
-            "cache": cache, "version": version(), "pid": os.getpid()}
+            "cache": cache, "version": version(), "pid": os.getpid(), "torch_threads": _torch_threads()}
     if config_error:
         body["config_error"] = config_error
     return body, (503 if status == "unavailable" else 200)

@@ -13,6 +13,7 @@ import time
 import pytest
 import requests
 
+import serving
 from serving.client import DashClient, Session
 from serving.local import CONF
 
@@ -63,6 +64,7 @@ def test_two_workers_health_debug_off_and_one_shared_cache(shared_server):
         assert "all-MiniLM-L6-v2" in body["models"]["loaded"]  # preloaded: no worker loads on demand
         assert body["cache"]["ok"] is True and body["cache"]["directory"] == srv.cache_dir
         assert re.fullmatch(r"\d+\.\d+\.\d+(\+g[0-9a-f]+)?", body["version"])
+        assert body["torch_threads"] == serving.torch_threads_per_worker(2)  # 2 workers share the cores
     assert requests.get(srv.url + "/healthz", timeout=10).headers["Cache-Control"] == "no-store"
 
     # Dash debug is off: no dev-tools UI, no props check, no hot reload, no tracebacks
@@ -135,3 +137,16 @@ def test_background_job_is_polled_across_both_workers(shared_server):
     assert result["model"] == "all-MiniLM-L6-v2" and len(result["scores"]) == 6 and len(result["scores"][0]) == 12
     assert "background_callback_error" not in _json.dumps(data)
     assert "Traceback" not in srv.log_text(log_from)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_torch_threads_follow_the_workers_gunicorn_really_runs(gunicorn_factory):
+    """`-w 1` on the command line (LocalGunicorn passes it) must give the one worker every core,
+    not the share of the config file's default of 2 workers."""
+    from serving import torch_threads_per_worker
+
+    srv = gunicorn_factory(workers=1)
+    health = _health_of_each_worker(srv, 1)
+    (code, body), = health.values()
+    assert code == 200 and body["torch_threads"] == torch_threads_per_worker(1)
