@@ -199,7 +199,11 @@ def importance_vs_ablation(n_pairs: int = 64, reps: int = 3) -> dict:
     return {"pairs": len(pairs), "ms": ms,
             "importance_over_fwd_bwd": ms["importance"] / ms["fwd_bwd"],
             "ablation_over_importance": ms["ablation"] / ms["importance"],
-            "spearman_importance_vs_ablation": _spearman(res.raw, abl)}
+            # like tests/model/test_pruning.py: |∂L/∂ξ| estimates |ΔL| of removing a head, and the
+            # signed Taylor term -∂L/∂ξ the signed ΔL (the |·| score is no estimate of a signed drop)
+            "spearman_abs_grad_vs_abs_ablation": _spearman(res.raw, np.abs(abl)),
+            "spearman_taylor_vs_ablation": _spearman(res.taylor_loss_change, abl),
+            "spearman_importance_vs_signed_ablation": _spearman(res.raw, abl)}
 
 
 def physical_pruning(share: float = 0.5, reps: int = 15) -> dict:

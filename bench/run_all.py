@@ -68,6 +68,7 @@ def http_runs(url: str, tokens: int, reps: int, settle: float = 0.3) -> dict:
         t0 = time.perf_counter()
         engine.bare_forward(text)
         bare.append(time.perf_counter() - t0)
+        time.sleep(settle)  # this process's torch threads idle again before the server computes
         body = client.body(cb, {"text-input.value": text, "run-button.n_clicks": 2 * i + 1}, ["run-button.n_clicks"])
         t0 = time.perf_counter()
         status, data = client.post(body)
@@ -176,7 +177,10 @@ def markdown(res: dict) -> str:
               f"| importance for all heads (gate gradients) | {i['ms']['importance']:.0f} | **{i['importance_over_fwd_bwd']:.2f}x** |",
               f"| leave-one-out ablation (73 evaluations) | {i['ms']['ablation']:.0f} | **{i['ms']['ablation'] / i['ms']['fwd_bwd']:.1f}x** "
               f"({i['ablation_over_importance']:.0f}x importance) |",
-              "", f"Spearman correlation of the two head rankings: {i['spearman_importance_vs_ablation']:.2f}."]
+              "", (f"Spearman over the 72 heads: |gradient| vs |ablation Δloss| "
+                   f"{i['spearman_abs_grad_vs_abs_ablation']:.2f}; signed Taylor estimate -gradient vs "
+                   f"ablation Δloss {i['spearman_taylor_vs_ablation']:.2f}; importance vs signed Δloss "
+                   f"{i['spearman_importance_vs_signed_ablation']:.2f}.")]
         p = e["pruning"]
         L += ["", "### Physically pruned (50 % of heads) vs full model", "",
               f"{p['heads_kept']}/{p['heads_total']} heads kept (least important removed). Parameters "
