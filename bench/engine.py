@@ -112,30 +112,24 @@ def cold_cached(tokens: int, reps: int) -> dict:
         service.get_run(req, run_cache=store)
         service.flush_writes()  # or its write-behind could land after the delete below
         t = {"bare": [], "cold": [], "store_after": [], "disk": [], "memory": []}
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            bare_forward(text)
-            t["bare"].append(time.perf_counter() - t0)
 
+        def timed(name, fn, *args, **kw):
+            t0 = time.perf_counter()
+            out = fn(*args, **kw)
+            t[name].append(time.perf_counter() - t0)
+            return out
+
+        for _ in range(reps):
+            timed("bare", bare_forward, text)
             store.delete(key)
             service.clear_memory()
-            t0 = time.perf_counter()
-            run, src = service.get_run_status(req, run_cache=store)
-            t["cold"].append(time.perf_counter() - t0)
+            run, src = timed("cold", service.get_run_status, req, run_cache=store)
             assert src == "model", src
-            t0 = time.perf_counter()
-            service.flush_writes()  # the entry is written after the run is returned (write-behind)
-            t["store_after"].append(time.perf_counter() - t0)
-
+            timed("store_after", service.flush_writes)  # the entry is written after the answer
             service.clear_memory()
-            t0 = time.perf_counter()
-            run2, src = service.get_run_status(req, run_cache=store)
-            t["disk"].append(time.perf_counter() - t0)
+            run2, src = timed("disk", service.get_run_status, req, run_cache=store)
             assert src == "disk", src
-
-            t0 = time.perf_counter()
-            run3, src = service.get_run_status(req, run_cache=store)
-            t["memory"].append(time.perf_counter() - t0)
+            _, src = timed("memory", service.get_run_status, req, run_cache=store)
             assert src == "memory", src
         np.testing.assert_array_equal(run.weights, run2.weights)
         bare_w = torch.stack([a[0] for a in bare_forward(text)]).numpy()

@@ -89,12 +89,18 @@ def heatmap_card() -> dbc.Card:
     ], class_name="shadow-sm h-100")
 
 
+def graph_card_header(title: str, graph_id: str, *, title_id: str | None = None) -> dbc.CardHeader:
+    """A card's title (with an id when callbacks rewrite it) and the graph's download buttons."""
+    kw = {"id": title_id} if title_id else {}
+    return dbc.CardHeader(html.Div([
+        html.Div(title, className="fw-semibold me-auto", **kw),
+        download_buttons(graph_id),
+    ], className="d-flex align-items-center gap-2"))
+
+
 def grid_card() -> dbc.Card:
     return dbc.Card([
-        dbc.CardHeader(html.Div([
-            html.Div("Heads: layers × heads", className="fw-semibold me-auto"),
-            download_buttons(ids.GRID),
-        ], className="d-flex align-items-center gap-2")),
+        graph_card_header("Heads: layers × heads", ids.GRID),
         dbc.CardBody([
             dbc.RadioItems(id=ids.GRID_METRIC, options=GRID_METRIC_OPTIONS, value="entropy", inline=True,
                            class_name="small mb-1"),
@@ -107,10 +113,7 @@ def grid_card() -> dbc.Card:
 
 def inspector_card() -> dbc.Card:
     return dbc.Card([
-        dbc.CardHeader(html.Div([
-            html.Div("Token inspector", id=ids.INSPECTOR_TITLE, className="fw-semibold me-auto"),
-            download_buttons(ids.INSPECTOR),
-        ], className="d-flex align-items-center gap-2")),
+        graph_card_header("Token inspector", ids.INSPECTOR, title_id=ids.INSPECTOR_TITLE),
         dbc.CardBody([
             graph(ids.INSPECTOR, "attention-top-keys", class_name="inspector-graph", modebar=False),
             html.Div(INSPECTOR_PROMPT, id=ids.INSPECTOR_TABLE, className="small"),
@@ -120,10 +123,7 @@ def inspector_card() -> dbc.Card:
 
 def overview_card() -> dbc.Card:
     return dbc.Card([
-        dbc.CardHeader(html.Div([
-            html.Div("Every head of the layer", id=ids.OVERVIEW_TITLE, className="fw-semibold me-auto"),
-            download_buttons(ids.OVERVIEW),
-        ], className="d-flex align-items-center gap-2")),
+        graph_card_header("Every head of the layer", ids.OVERVIEW, title_id=ids.OVERVIEW_TITLE),
         dbc.CardBody([
             graph(ids.OVERVIEW, "attention-layer-heads", class_name="overview-graph"),
             html.Div("Click a head to show it in the heatmap.", className="small text-muted"),

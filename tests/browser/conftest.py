@@ -27,9 +27,10 @@ def page(request, tmp_path_factory, page_env):
     cache_dir = tmp_path_factory.mktemp("attn-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ATTN_CACHE_DIR", str(cache_dir))
+        import app as app_module  # first import builds app.app: without this module's extra env
+
         for k, v in page_env.items():
             mp.setenv(k, v)
-        import app as app_module
         from models import service
 
         service.clear_memory()

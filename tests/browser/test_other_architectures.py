@@ -10,7 +10,7 @@ from transformers import BartConfig, BartForConditionalGeneration, GPT2Config, G
 
 from dashboard import ids
 from models import attention, loader
-from tests.browser import test_page as P
+from tests.browser import helpers as P
 
 pytestmark = pytest.mark.browser
 

@@ -16,127 +16,24 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import Select
 
 from dashboard import ids, urlstate
 from models import attention, loader
+from tests.browser.helpers import (GD, clear_box, count_requests, graph_prop, heatmap_meta, heatmap_z, js,
+                                   no_console_errors, open_page, pointer_to, requests_sent, select, shapes,
+                                   text_of, until, wait_title)
 
 pytestmark = pytest.mark.browser
 
 MODEL = urlstate.DEFAULT_MODEL
 PAIR_A = "The cat sat on the mat."
 PAIR_B = "It was tired."
-GD = "var el = document.getElementById(arguments[0]); " \
-     "var g = el && (el.classList.contains('js-plotly-plot') ? el : el.querySelector('.js-plotly-plot'));"
 
 
 # ---- helpers ----------------------------------------------------------------------------------
 def engine(text, pair=None):
     """The engine's own run of a text (no cache, no service): what the page must show."""
     return attention.extract(loader.get_loaded(MODEL), text, pair)
-
-
-def until(fn, timeout=20.0, interval=0.1, what="condition"):
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 - retried until timeout
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
-
-
-def open_page(page, **query):
-    url = page.server_url + ("/?" + urlencode(query) if query else "/")
-    page.driver.get(url)
-    until(lambda: heatmap_meta(page).get("kind") == "heatmap", 40, what="the first heatmap")
-
-
-def js(page, script, *args):
-    return page.driver.execute_script(script, *args)
-
-
-def graph_prop(page, graph_id, expr):
-    return js(page, GD + f" return g ? {expr} : null;", graph_id)
-
-
-def heatmap_meta(page):
-    return graph_prop(page, ids.HEATMAP, "g.layout.meta || {}") or {}
-
-
-def heatmap_z(page):
-    return np.array(graph_prop(page, ids.HEATMAP, "g.data[0].z"), dtype=np.float64)
-
-
-def shapes(page, graph_id, name=None):
-    s = graph_prop(page, graph_id, "g.layout.shapes || []") or []
-    return [x for x in s if name is None or x.get("name") == name]
-
-
-def text_of(page, element_id):
-    return js(page, "var e = document.getElementById(arguments[0]); return e ? e.textContent : null;", element_id)
-
-
-def clear_box(element):
-    """Empty a React-controlled text box the way a person does (element.clear() is undone by React)."""
-    element.send_keys(Keys.CONTROL, "a")
-    element.send_keys(Keys.DELETE)
-
-
-def select(page, element_id, value):
-    Select(page.find_element(f"#{element_id}")).select_by_value(value)
-
-
-def count_requests(page):
-    """Start counting the page's _dash-update-component requests (wraps window.fetch)."""
-    js(page, """
-        window.__dashRequests = 0;
-        if (!window.__fetchWrapped) {
-            var f = window.fetch;
-            window.fetch = function (u) {
-                var url = String((u && u.url) || u);
-                if (url.indexOf('_dash-update-component') >= 0) { window.__dashRequests += 1; }
-                return f.apply(this, arguments);
-            };
-            window.__fetchWrapped = true;
-        }""")
-
-
-def requests_sent(page):
-    return js(page, "return window.__dashRequests;")
-
-
-def cell_point(page, graph_id, x, y):
-    """Viewport pixel (px, py) of data point (x, y) of a graph (scrolled into view first)."""
-    js(page, GD + " g.scrollIntoView({block: 'center', behavior: 'instant'});", graph_id)
-    time.sleep(0.2)
-    return js(page, GD + """
-        var fl = g._fullLayout, r = g.getBoundingClientRect();
-        var xa = fl.xaxis, ya = fl.yaxis;
-        return [r.left + xa._offset + xa.l2p(arguments[1]), r.top + ya._offset + ya.l2p(arguments[2])];""",
-              graph_id, x, y)
-
-
-def pointer_to(page, graph_id, x, y, click=False):
-    px, py = cell_point(page, graph_id, x, y)
-    actions = ActionBuilder(page.driver)
-    actions.pointer_action.move_to_location(int(px), int(py))
-    if click:
-        actions.pointer_action.click()
-    actions.perform()
-
-
-def wait_title(page, text):
-    until(lambda: text_of(page, ids.HEATMAP_TITLE) == text, 20, what=f"heatmap title {text!r}")
-
-
-def no_console_errors(page):
-    logs = page.get_logs()
-    assert logs == [], logs
 
 
 # ---- tests --------------------------------------------------------------------------------------

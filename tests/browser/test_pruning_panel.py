@@ -29,6 +29,7 @@ from dashboard import pruning_views as pv
 from dashboard.urlstate import DEFAULT_HEAD, DEFAULT_LAYER, DEFAULT_MODEL, DEFAULT_TEXT
 from dashboard.views import head_matrix
 from models import loader, pruning
+from tests.browser.helpers import until
 
 TIMEOUT = 30
 
@@ -75,17 +76,7 @@ def _figure(duo, graph_id: str) -> dict:
 
 
 def _wait(predicate, timeout=TIMEOUT, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 - the page may be mid-render
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    return until(predicate, timeout, what=what)
 
 
 def _cell_point(duo, graph_id: str, layer: int, head: int) -> tuple[int, int]:
