@@ -275,7 +275,7 @@ def comparison(base: AttentionRun, pruned: AttentionRun, mask, block_choice, lay
     m = coerce_mask(mask, (base.main.n_layers, base.main.n_heads))
     n, total = pruned_count(m)
     figs = []
-    for run in (base, pruned) if n else (base,):  # nothing pruned: don't ship the same matrix twice
+    for run in (base, pruned) if n else ():  # nothing pruned: the page's heatmap already shows this matrix
         view = head_matrix(run, name, layer, head, pair)
         fig = figures.heatmap(view.matrix, view.query_labels, view.key_labels, color_scale=color_scale,
                               show_values=False, causal=view.causal, boundary=view.boundary)
@@ -284,7 +284,8 @@ def comparison(base: AttentionRun, pruned: AttentionRun, mask, block_choice, lay
                              query_offset=int(view.query_positions[0]) if len(view.query_positions) else 0,
                              key_offset=int(view.key_positions[0]) if len(view.key_positions) else 0))
     if not n:
-        figs.append(figures.empty_figure("Nothing pruned: the pruned model is the baseline."))
+        figs = [figures.empty_figure("The baseline is the heatmap above; prune heads to compare."),
+                figures.empty_figure("Nothing pruned: the pruned model is the baseline.")]
     notes = []
     if n == 0:
         notes.append("Nothing pruned yet: both sides are the same run. Click heads in the grid, or prune "
