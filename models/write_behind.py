@@ -1,4 +1,5 @@
-"""Work done after the answer: one writer thread per process that runs `submit`ted jobs in order.
+"""Work done after the answer: one writer thread per process that runs `submit`ted jobs in order
+(queued jobs; see `max_pending`).
 
 Used by models.service to store a new run in the disk cache after it has been returned. Built to
 be hard to wedge, because a lost write must only ever cost a cache miss:
@@ -7,7 +8,10 @@ be hard to wedge, because a lost write must only ever cost a cache miss:
   threads (dash.testing's ThreadedRunner raises SystemExit in every thread it did not start)
   leaves queued jobs to a new thread instead of waiting on a dead one;
 * waiting is bounded: `wait(key)` and `flush()` give up after a timeout with a warning;
-* the thread is a daemon, and `flush` runs at interpreter exit so finished runs reach the disk.
+* the thread is a daemon, and `flush` runs at interpreter exit so finished runs reach the disk;
+* the queue is bounded (`max_pending`): when the writer falls behind (a stream of new long texts
+  holds ~11 MB per queued 200-token run), `submit` runs the job itself, so memory stays bounded
+  and the cost goes back to the request that caused it.
 """
 from __future__ import annotations
 
@@ -26,8 +30,8 @@ _IDLE_POLL = 0.25  # seconds: an idle writer wakes this often (so a kill request
 
 
 class WriteBehind:
-    def __init__(self, name: str = "write-behind"):
-        self.name = name
+    def __init__(self, name: str = "write-behind", max_pending: int = 8):
+        self.name, self.max_pending = name, max_pending
         self._reset()
         _INSTANCES.add(self)
 
@@ -39,10 +43,16 @@ class WriteBehind:
 
     # -- producer side ------------------------------------------------------------------------
     def submit(self, key: str, job: Callable[[], object]) -> None:
-        """Run job() on the writer thread; its exceptions are logged, never raised."""
+        """Run job() on the writer thread (or here, when `max_pending` jobs are already queued);
+        its exceptions are logged, never raised."""
         done = threading.Event()
         with self._lock:
-            self._pending[key] = done
+            inline = len(self._pending) >= self.max_pending
+            if not inline:
+                self._pending[key] = done
+        if inline:
+            self._run(key, job)
+            return
         self._queue.put((key, job, done))
         self._ensure_thread()
 
@@ -87,14 +97,19 @@ class WriteBehind:
             except queue.Empty:
                 continue
             try:
-                job()
-            except Exception:  # noqa: BLE001 - a failed write is a cache miss later, not an error
-                log.exception("%s: job for %s failed", self.name, key)
+                self._run(key, job)
             finally:
                 with self._lock:
                     if self._pending.get(key) is done:
                         del self._pending[key]
                 done.set()
+
+
+    def _run(self, key: str, job: Callable[[], object]) -> None:
+        try:
+            job()
+        except Exception:  # noqa: BLE001 - a failed write is a cache miss later, not an error
+            log.exception("%s: job for %s failed", self.name, key)
 
 
 _INSTANCES: "weakref.WeakSet[WriteBehind]" = weakref.WeakSet()

@@ -10,7 +10,7 @@ from models.write_behind import WriteBehind
 
 
 def test_jobs_run_in_order_and_flush_waits_for_them():
-    wb, done = WriteBehind("t-order"), []
+    wb, done = WriteBehind("t-order", max_pending=50), []
     for i in range(20):
         wb.submit(f"k{i}", lambda i=i: (time.sleep(0.002), done.append(i)))
     assert wb.flush(10)
@@ -65,3 +65,15 @@ def test_a_job_that_kills_its_thread_still_counts_as_done():
     assert wb.wait("exit", 5)
     wb.submit("after", lambda: done.append("after"))
     assert wb.flush(5) and done == ["after"]
+
+
+def test_a_writer_that_falls_behind_makes_submit_do_the_work():
+    """Bounded memory: past max_pending queued jobs, the submitting thread runs its own job."""
+    wb, release, ran_in = WriteBehind("t-bounded-queue", max_pending=2), threading.Event(), {}
+    wb.submit("a", lambda: release.wait(10))
+    wb.submit("b", lambda: ran_in.setdefault("b", threading.current_thread().name))
+    assert wb.pending() == 2
+    wb.submit("c", lambda: ran_in.setdefault("c", threading.current_thread().name))
+    assert ran_in == {"c": threading.current_thread().name}  # done before submit returned
+    release.set()
+    assert wb.flush(5) and ran_in["b"] == "t-bounded-queue"
