@@ -25,6 +25,7 @@ from dashboard import ids
 from dashboard import pruning_ids as P
 from dashboard import pruning_panel as panel
 from dashboard import pruning_views as pv
+from dashboard.controls import temperature_from_slider
 from models import service
 
 PROGRESS_INTERVAL_MS = 500  # how often the browser polls a background job for progress / result
@@ -135,12 +136,12 @@ def _register_compare(app) -> None:
         Output(P.PRUNED_TITLE, "children"), Output(P.COMPARE_NOTE, "children"), Output(P.OUTPUT_CHANGE, "children"),
         Output(P.CHANGE_GRID, "figure"),
         Input(P.MASK, "data"), Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"),
-        Input(ids.HEAD, "value"), Input(ids.COLOR_SCALE, "value"),
+        Input(ids.HEAD, "value"), Input(ids.COLOR_SCALE, "value"), Input(ids.TEMPERATURE, "value"),
     )
     @guarded("comparing the pruned model with the baseline")
-    def compare(mask, store, block, layer, head, color_scale):
+    def compare(mask, store, block, layer, head, color_scale, slider):
         base, pruned = pv.runs(pv.run_info(needs_run(store)), mask)
-        c = pv.comparison(base, pruned, mask, block, layer, head, color_scale)
+        c = pv.comparison(base, pruned, mask, block, layer, head, color_scale, temperature_from_slider(slider))
         return (c["title"], c["base_figure"], c["pruned_figure"], c["pruned_title"], c["note"],
                 panel.output_cards(c["outputs"]), c["change_figure"])
 

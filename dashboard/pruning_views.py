@@ -264,8 +264,9 @@ def _selected(run: AttentionRun, block_choice, layer, head) -> tuple[int, int] |
 
 # ---- baseline vs pruned ----------------------------------------------------------------------
 def comparison(base: AttentionRun, pruned: AttentionRun, mask, block_choice, layer, head,
-               color_scale) -> dict:
-    """Everything the "baseline vs pruned" part shows, for the page's block / layer / head.
+               color_scale, temperature: float = 1.0) -> dict:
+    """Everything the "baseline vs pruned" part shows, for the page's block / layer / head, at the
+    page's temperature (both heatmaps re-softmaxed from their own runs' pre-softmax scores).
 
     {"title", "base_figure", "pruned_figure", "pruned_title", "note",
      "outputs": [{"name", "label", "value", "title"}], "change_figure"}
@@ -276,7 +277,7 @@ def comparison(base: AttentionRun, pruned: AttentionRun, mask, block_choice, lay
     n, total = pruned_count(m)
     figs = []
     for run in (base, pruned) if n else ():  # nothing pruned: the page's heatmap already shows this matrix
-        view = head_matrix(run, name, layer, head, pair)
+        view = head_matrix(run, name, layer, head, pair, temperature)
         fig = figures.heatmap(view.matrix, view.query_labels, view.key_labels, color_scale=color_scale,
                               show_values=False, causal=view.causal, boundary=view.boundary)
         fig.update_layout(margin=dict(l=4, r=4, t=6, b=4))
@@ -301,7 +302,7 @@ def comparison(base: AttentionRun, pruned: AttentionRun, mask, block_choice, lay
     change_fig = change_grid(js, m if name == base.main.name else None,
                              None if head == MEAN else (layer, head), n)
     return {
-        "title": f"Baseline vs pruned · {head_title(base, name, layer, head, pair, 1.0)}",
+        "title": f"Baseline vs pruned · {head_title(base, name, layer, head, pair, temperature)}",
         "base_figure": figs[0], "pruned_figure": figs[1],
         "pruned_title": f"Pruned ({n} of {total} heads off)" if n else "Pruned (nothing pruned)",
         "note": " ".join(notes),

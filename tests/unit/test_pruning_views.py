@@ -208,6 +208,28 @@ def test_comparison_numbers(runs):
     assert np.isnan(z[~keep]).all()
 
 
+def test_comparison_follows_the_temperature(runs):
+    """T re-applies softmax to each run's own pre-softmax scores, on both sides."""
+    from dashboard.views import head_matrix
+
+    import dataclasses
+
+    def with_scores(run):  # softmax(log w) = w: scores that reproduce the weights at T = 1
+        b = run.blocks[0]
+        scores = np.log(b.weights.astype(np.float32)).astype(np.float16)
+        return dataclasses.replace(run, blocks=(dataclasses.replace(b, scores=scores),))
+
+    base, pruned, mask = runs
+    base, pruned = with_scores(base), with_scores(pruned)
+    c = pv.comparison(base, pruned, pv.mask_to_store(mask), "self", "1", "0", "accent", temperature=2.0)
+    z_base = np.array(json.loads(c["base_figure"].to_json())["data"][0]["z"], dtype=float)
+    z_pruned = np.array(json.loads(c["pruned_figure"].to_json())["data"][0]["z"], dtype=float)
+    np.testing.assert_allclose(z_base, head_matrix(base, "self", 1, 0, None, 2.0).matrix, atol=1e-3)
+    np.testing.assert_allclose(z_pruned, head_matrix(pruned, "self", 1, 0, None, 2.0).matrix, atol=1e-3)
+    assert np.abs(z_base - base.weights[1, 0].astype(float)).max() > 1e-2  # not the T = 1 weights
+    assert "T = 2" in c["title"]
+
+
 def test_comparison_notes(runs):
     base, pruned, mask = runs
     assert "is itself pruned" in pv.comparison(base, pruned, mask, "self", "1", "2", "accent")["note"]
