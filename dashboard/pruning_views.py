@@ -275,17 +275,20 @@ def comparison(base: AttentionRun, pruned: AttentionRun, mask, block_choice, lay
     layer, head = clamp_selection(base, name, layer, head)
     m = coerce_mask(mask, (base.main.n_layers, base.main.n_heads))
     n, total = pruned_count(m)
-    figs = []
-    for run in (base, pruned) if n else ():  # nothing pruned: the page's heatmap already shows this matrix
+
+    def side(run):
         view = head_matrix(run, name, layer, head, pair, temperature)
         fig = figures.heatmap(view.matrix, view.query_labels, view.key_labels, color_scale=color_scale,
                               show_values=False, causal=view.causal, boundary=view.boundary)
         fig.update_layout(margin=dict(l=4, r=4, t=6, b=4))
-        figs.append(add_meta(fig, layer=layer, head=head, block=name, pair=pair,
-                             query_offset=int(view.query_positions[0]) if len(view.query_positions) else 0,
-                             key_offset=int(view.key_positions[0]) if len(view.key_positions) else 0))
-    if not n:
-        figs = [figures.empty_figure("The baseline is the heatmap above; prune heads to compare."),
+        return add_meta(fig, layer=layer, head=head, block=name, pair=pair,
+                        query_offset=int(view.query_positions[0]) if len(view.query_positions) else 0,
+                        key_offset=int(view.key_positions[0]) if len(view.key_positions) else 0)
+
+    if n:
+        figs = [side(base), side(pruned)]
+    else:  # nothing pruned: the page's heatmap card already shows this matrix; don't send it again
+        figs = [figures.empty_figure("Baseline: the heatmap above."),
                 figures.empty_figure("Nothing pruned: the pruned model is the baseline.")]
     notes = []
     if n == 0:

@@ -76,6 +76,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import sqlite3
 import struct
@@ -307,9 +308,7 @@ def _read_npy(view: memoryview) -> np.ndarray:
         raise ValueError(f".npy version {version} is not written by this cache")
     if dtype.hasobject:
         raise ValueError("object dtype (would need pickle)")
-    count = 1
-    for n in shape:
-        count *= n
+    count = math.prod(shape)
     offset = head.tell()
     if offset + count * dtype.itemsize != len(view):
         raise ValueError(f"{len(view) - offset} data bytes for shape {shape} of {dtype}")

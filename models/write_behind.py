@@ -45,12 +45,11 @@ class WriteBehind:
     def submit(self, key: str, job: Callable[[], object]) -> None:
         """Run job() on the writer thread (or here, when `max_pending` jobs are already queued);
         its exceptions are logged, never raised."""
-        done = threading.Event()
         with self._lock:
-            inline = len(self._pending) >= self.max_pending
-            if not inline:
-                self._pending[key] = done
-        if inline:
+            queued = len(self._pending) < self.max_pending
+            if queued:
+                done = self._pending[key] = threading.Event()
+        if not queued:
             self._run(key, job)
             return
         self._queue.put((key, job, done))
@@ -103,7 +102,6 @@ class WriteBehind:
                     if self._pending.get(key) is done:
                         del self._pending[key]
                 done.set()
-
 
     def _run(self, key: str, job: Callable[[], object]) -> None:
         try:

@@ -29,12 +29,10 @@ from dashboard import pruning_views as pv
 from dashboard.urlstate import DEFAULT_HEAD, DEFAULT_LAYER, DEFAULT_MODEL, DEFAULT_TEXT
 from dashboard.views import head_matrix
 from models import loader, pruning
-from tests.browser.helpers import until
+from tests.browser.helpers import GD, until
 
 TIMEOUT = 30
 
-GD = ("var el = document.getElementById(arguments[0]);"
-      "var g = el && (el.classList.contains('js-plotly-plot') ? el : el.querySelector('.js-plotly-plot'));")
 FIGURE_JS = GD + """
 if (!g || !g.layout) { return null; }
 return {meta: g.layout.meta || {}, shapes: g.layout.shapes || [],
