@@ -4,8 +4,10 @@ Every model is loaded with `attn_implementation="dashboard"`. The function compu
 transformers' eager attention computes, and in addition, when the calling thread has opened one
 of the context managers below:
 
-* `capture()`      records each attention call: the pre-softmax scores
-                   `[batch, heads, query, key]` (QK^T·scale + mask) and the weights;
+* `capture()`      records each attention call in compact form (models.compact): the queries
+                   and keys the softmax saw `[heads, T, head_dim]`, the mask as flags, any
+                   additive bias, and per-query summaries of the weights, checked against the
+                   model's own weights (full storage as the fallback);
 * `head_gates(g)`  multiplies each head's output `[batch, query, heads, head_dim]` by a gate
                    before the output projection (0 prunes a head; a tensor with
                    `requires_grad` gives the head-importance gradient).
@@ -29,6 +31,8 @@ from torch import nn
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
+from models import compact
+
 IMPLEMENTATION = "dashboard"
 
 
@@ -41,9 +45,14 @@ class BlockSlot:
 
 @dataclass
 class Capture:
-    """Calls recorded in order: (slot, scores [B,H,Tq,Tk] float32, weights [B,H,Tq,Tk] float32)."""
+    """Calls recorded in order, each reduced while the forward pass runs (models.compact):
+    (slot, LayerStore, LayerSummary). Only one layer's T x T is alive at a time.
 
-    scores: bool = True
+    check: rebuild every head from the compact form and compare with the model's weights
+    (models.compact.record); a layer that does not reproduce is stored in full.
+    """
+
+    check: bool = True
     calls: list = field(default_factory=list)
 
 
@@ -67,6 +76,8 @@ def dashboard_attention(module, query, key, value, attention_mask, scaling=None,
     """Eager attention plus capture and per-head gates. query/key/value: [batch, heads, T, head_dim]."""
     if scaling is None:
         scaling = query.size(-1) ** -0.5
+    key_kv = key  # [batch, kv heads, T, head_dim], before the grouped-query expansion
+    mask_in = attention_mask
     # Grouped-query attention: repeat key/value heads to match query heads.
     if key.shape[1] != query.shape[1]:
         rep = query.shape[1] // key.shape[1]
@@ -87,12 +98,21 @@ def dashboard_attention(module, query, key, value, attention_mask, scaling=None,
         slot = _slot(module)
         if slot is not None:
             if state.capture is not None:
-                state.capture.calls.append(
-                    (slot, scores.detach() if state.capture.scores else None, weights.detach()))
+                _record(state.capture, slot, query, key_kv, scores, weights, scaling=scaling, mask=mask_in)
             if state.gates is not None and slot.block in state.gates:
                 gate = state.gates[slot.block][slot.layer].to(output.dtype)  # [heads]
                 output = output * gate.view(1, 1, -1, 1)
     return output, weights
+
+
+def _record(cap: Capture, slot: BlockSlot, query, key, scores, weights, *, scaling, mask=None,
+            position_bias=None, softcap=None, sinks=None) -> None:
+    """Reduce one call to its compact form (what the softmax saw) plus summaries; see models.compact.
+    query [B,H,Tq,d], key [B,Hkv,Tk,d] (not expanded), scores/weights [B,H,Tq,Tk]."""
+    store, summary = compact.record(
+        query, key, weights, scaling=scaling, mask=mask, position_bias=position_bias, softcap=softcap,
+        sinks=sinks, scores=scores, where=f"{slot.block} layer {slot.layer}", check=cap.check)
+    cap.calls.append((slot, store, summary))
 
 
 AttentionInterface.register(IMPLEMENTATION, dashboard_attention)
@@ -100,9 +120,9 @@ AttentionMaskInterface.register(IMPLEMENTATION, eager_mask)
 
 
 @contextlib.contextmanager
-def capture(scores: bool = True):
+def capture(check: bool = True):
     """Record every attention call of forwards run inside the block (this thread/context only)."""
-    cap = Capture(scores=scores)
+    cap = Capture(check=check)
     old = _STATE.get()
     token = _STATE.set(_State(capture=cap, gates=old.gates))
     try:
