@@ -29,6 +29,8 @@ Rebuilt scores of head h, query i, key j:
     s = -inf where the mask hides key j from query i
     weights = softmax(s / T) over keys (plus the sink logit / T when sinks; its column dropped)
 
+computed with the same functions the model's attention ran (models.attention_math).
+
 `record(...)` builds a LayerStore from the tensors of one attention call and checks it: every
 head is rebuilt and compared with the weights the model produced; float16 Q/K first, float32
 next, full storage last (max abs difference <= TOLERANCE). `summarise(...)` reduces the model's
@@ -43,6 +45,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from models import attention_math
 
 log = logging.getLogger(__name__)
 
@@ -187,19 +191,18 @@ class LayerStore:
             return torch.from_numpy(self.full_scores[hs][:, rows].astype(np.float32))
         group = self.n_heads // self.k.shape[0]
         q = torch.from_numpy(self.q[hs][:, rows]).float()  # [h, r, d]
-        k = torch.from_numpy(self.k[hs // group]).float()  # [h, keys, d]
-        s = torch.matmul(q, k.transpose(-1, -2)) * self.scaling
-        if self.softcap:
-            s = torch.tanh(s / self.softcap) * self.softcap
-        if self.bias is not None:
-            s = s + self.bias.rows(hs, rows, self.n_queries, self.n_keys)
+        k = torch.from_numpy(self.k[hs // group]).float()  # [h, keys, d]: each head's own kv head
+        bias = None if self.bias is None else self.bias.rows(hs, rows, self.n_queries, self.n_keys)
+        allowed = None
         if self.mask is not None and self.mask.kind != "none":
             if self.mask.kind == "bits" and self.mask.bits.shape[0] > 1:
                 allowed = torch.stack([self.mask.allowed(rows, int(h)) for h in hs])
             else:
                 allowed = self.mask.allowed(rows).unsqueeze(0)
-            s = s.masked_fill(~allowed, float("-inf"))
-        return s
+        s = attention_math.scores(q[None], k[None], scaling=self.scaling, softcap=self.softcap,
+                                  position_bias=None if bias is None else bias[None],
+                                  attention_mask=None if allowed is None else allowed[None])
+        return s[0]
 
     def weights(self, heads=slice(None), rows=slice(None), temperature: float = 1.0) -> torch.Tensor:
         """float32 [heads, rows, keys]: softmax(scores / T) (with the sink column when the model
@@ -208,7 +211,7 @@ class LayerStore:
         if self.mode == "full" and temperature == 1.0:
             return torch.from_numpy(self.full_weights[hs][:, rows].astype(np.float32))
         return softmax(self.scores(heads, rows), temperature,
-                       None if self.sinks is None else torch.from_numpy(self.sinks[hs]))
+                       None if self.sinks is None else torch.from_numpy(self.sinks[hs]).float())
 
     # ---- serialisation ------------------------------------------------------------------------
     def to_payload(self, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
@@ -252,20 +255,14 @@ class LayerStore:
 
 
 def softmax(scores: torch.Tensor, temperature: float = 1.0, sinks: torch.Tensor | None = None) -> torch.Tensor:
-    """softmax(scores / T) over the last axis of float32 [heads, rows, keys]; sinks float32 [heads]
-    add one logit per head (divided by T too) whose column is dropped. All-masked rows -> 0."""
+    """softmax(scores / T) over the last axis of float32 [heads, rows, keys], as the model's own
+    softmax (models.attention_math.weights); sinks float32 [heads] add one logit per head (divided
+    by T too) whose column is dropped."""
     if not math.isfinite(temperature) or temperature <= 0:
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     x = scores / temperature if temperature != 1.0 else scores
-    if sinks is not None:
-        col = (sinks.float() / temperature).view(-1, 1, 1).expand(x.shape[0], x.shape[1], 1)
-        x = torch.cat([x, col], dim=-1)
-    peak = x.amax(-1, keepdim=True)
-    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
-    e = torch.exp(x - peak)
-    total = e.sum(-1, keepdim=True)
-    w = torch.where(total > 0, e / torch.where(total > 0, total, torch.ones_like(total)), torch.zeros_like(e))
-    return w[..., :-1] if sinks is not None else w
+    sinks = None if sinks is None else (sinks / temperature if temperature != 1.0 else sinks)
+    return attention_math.weights(x[None], sinks=sinks)[0]
 
 
 # ---- per-query summaries of the model's own weights ---------------------------------------------
