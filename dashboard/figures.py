@@ -506,8 +506,11 @@ def block_average(w, max_tokens: int) -> tuple[np.ndarray, int]:
 def small_multiples(weights, *, titles: Sequence[str], selected: int | None = None,
                     max_tokens: int = 48, cols: int = 6, color_scale="accent",
                     zmax: float | str | None = None, causal: bool = False,
-                    title: str = "") -> go.Figure:
+                    title: str = "", block_size: int | None = None) -> go.Figure:
     """A grid of tiny heatmaps, one per head: weights float [N, Tq, Tk].
+
+    block_size: the weights are already block-averaged with f x f blocks of this size (long
+    texts: the caller pools one head at a time); they are drawn as they are.
 
     Typical N: the H heads of one layer, or L*H heads flattened layer-major (panel
     i = layer * H + head). Panels run left to right, top to bottom, `cols` (6) per row; no
@@ -538,7 +541,7 @@ def small_multiples(weights, *, titles: Sequence[str], selected: int | None = No
     if causal:
         w = w.copy()
         w[:, _causal_mask(tq, tk)] = np.nan
-    small, f = block_average(w, max_tokens)
+    small, f = (w, int(block_size)) if block_size else block_average(w, max_tokens)
     nq, nk = small.shape[1:]
     cols = max(1, min(int(cols), n))
     rows = math.ceil(n / cols)

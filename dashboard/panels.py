@@ -147,11 +147,17 @@ def overview_figure(run: AttentionRun, block, layer, head, color_scale):
     layer, head = clamp_selection(run, name, layer, head)
     b = run.block(name)
     view = head_matrix(run, name, layer, 0, pair)
-    w = b.weights[layer][:, view.query_positions][:, :, view.key_positions]  # [heads, shown q, shown k]
+    pooled, f = [], 1
+    for h in range(b.n_heads):  # one head rebuilt at a time, pooled before the next
+        w = b.head_weights(layer, h)[np.ix_(view.query_positions, view.key_positions)]  # [shown q, shown k]
+        if b.causal:
+            w[figures._causal_mask(*w.shape)] = np.nan
+        small, f = figures.block_average(w, OVERVIEW_MAX_TOKENS)
+        pooled.append(small)
     ent = block_metrics(run, name)["entropy"][layer]
     titles = [f"H{h} · {ent[h]:.1f} bits" for h in range(b.n_heads)]
-    fig = figures.small_multiples(w, titles=titles, selected=None if head == MEAN else head,
-                                  max_tokens=OVERVIEW_MAX_TOKENS, color_scale=color_scale, causal=b.causal)
+    fig = figures.small_multiples(np.stack(pooled), titles=titles, selected=None if head == MEAN else head,
+                                  max_tokens=OVERVIEW_MAX_TOKENS, color_scale=color_scale, block_size=f)
     return add_meta(fig, layer=layer, block=name)
 
 

@@ -12,8 +12,6 @@ a sentence-pair slice ":AA", ":AB", ":BA", ":BB" (query segment, key segment) fo
 """
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,21 +147,17 @@ class HeadView:
     full: np.ndarray
 
 
-def head_weights(run: AttentionRun, block: str, layer: int, head, temperature: float = 1.0) -> np.ndarray:
-    """float32 [queries, keys]: the head's weights, or the mean over the layer's heads (head=MEAN).
+def head_weights(run: AttentionRun, block: str, layer: int, head, temperature: float = 1.0,
+                 rows=slice(None)) -> np.ndarray:
+    """float32 [rows, keys]: the head's weights, or the mean over the layer's heads (head=MEAN),
+    rebuilt by the run from what it stored (models.compact).
 
-    temperature 1 gives the model's own weights exactly; any other value re-applies softmax to the
-    real pre-softmax scores q·k/√d of the head(s): softmax(scores / T).
+    temperature 1 gives the model's own weights; any other value re-applies softmax to the real
+    pre-softmax scores of the head(s): softmax(scores / T).
     """
-    b = run.block(block)
-    heads = slice(None) if head == MEAN else head
-    if temperature == 1.0:
-        w = b.weights[layer, heads].astype(np.float32)
-    else:
-        if b.scores is None:
-            raise ValueError("this run has no pre-softmax scores, so the temperature cannot be changed")
-        w = metrics.softmax_with_temperature(b.scores[layer, heads], temperature)
-    return w.mean(axis=0) if head == MEAN else w
+    if head == MEAN:
+        return run.mean_weights(layer, temperature, block, rows)
+    return run.head_weights(layer, head, temperature, block, rows)
 
 
 def head_matrix(run: AttentionRun, block: str, layer: int, head, pair_block: str | None = None,
@@ -221,22 +215,9 @@ def head_stats(run: AttentionRun, view: HeadView, block: str) -> dict:
 
 
 # ---- layers × heads grid ------------------------------------------------------------------------
-_METRIC_MEMO: dict[tuple[int, str], tuple[weakref.ref, dict]] = {}
-_METRIC_LOCK = threading.Lock()  # the page's callbacks ask at once after a run: compute once
-
-
 def block_metrics(run: AttentionRun, block: str) -> dict[str, np.ndarray]:
-    """run.head_metrics(block), memoised per live run object (head switches don't recompute)."""
-    key = (id(run), block)
-    with _METRIC_LOCK:
-        hit = _METRIC_MEMO.get(key)
-        if hit is not None and hit[0]() is run:
-            return hit[1]
-        m = run.head_metrics(block)
-        for k in [k for k, (ref, _) in _METRIC_MEMO.items() if ref() is None]:
-            _METRIC_MEMO.pop(k, None)
-        _METRIC_MEMO[key] = (weakref.ref(run), m)
-        return m
+    """run.head_metrics(block): computed at capture, memoised on the run."""
+    return run.head_metrics(block)
 
 
 def grid_values(run: AttentionRun, block: str, metric: str) -> np.ndarray:
@@ -264,15 +245,8 @@ def top_keys(run: AttentionRun, block: str, layer: int, head, query: int, temper
     score is the real pre-softmax score q·k/√d of that head, or None for the mean of heads
     (scores are per head) or a run without scores.
     """
-    b = run.block(block)
-    keys = run.tokens(b.key_side)
-    if head != MEAN and temperature == 1.0:
-        rows = run.top_keys(layer, head, query, k, block)
-    else:
-        row = head_weights(run, block, layer, head, temperature)[query]
-        order = metrics.top_k(row, k)
-        scores = None if (head == MEAN or b.scores is None) else b.scores[layer, head, query].astype(np.float32)
-        rows = [(int(i), float(row[i]), None if scores is None else float(scores[i])) for i in order]
+    keys = run.key_tokens(block)
+    rows = run.top_keys(layer, head, query, k, block, temperature)
     return [{"key": i, "label": keys[i].label, "weight": w, "score": s} for i, w, s in rows]
 
 
