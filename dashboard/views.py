@@ -160,6 +160,22 @@ def head_weights(run: AttentionRun, block: str, layer: int, head, temperature: f
     return run.head_weights(layer, head, temperature, block, rows)
 
 
+def view_positions(run: AttentionRun, block: str, pair_block: str | None) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(query positions int [shown q], key positions int [shown k], boundary | None) of a view:
+    every token, or a sentence-pair slice (see head_matrix)."""
+    b = run.block(block)
+    q_tokens, k_tokens = run.tokens(b.query_side), run.tokens(b.key_side)
+    q_pos, k_pos = np.arange(len(q_tokens)), np.arange(len(k_tokens))
+    boundary = None
+    if pair_block:
+        q_seg, k_seg = _SEG[pair_block[0]], _SEG[pair_block[1]]
+        q_pos = np.array([i for i, t in enumerate(q_tokens) if t.segment == q_seg], dtype=int)
+        k_pos = np.array([i for i, t in enumerate(k_tokens) if t.segment == k_seg], dtype=int)
+    elif b.query_side == b.key_side == "source" and has_pair(run):
+        boundary = next(i for i, t in enumerate(q_tokens) if t.segment == 1)
+    return q_pos, k_pos, boundary
+
+
 def head_matrix(run: AttentionRun, block: str, layer: int, head, pair_block: str | None = None,
                 temperature: float = 1.0) -> HeadView:
     """The matrix to draw for (block, layer, head | MEAN), sliced to a sentence-pair block.
@@ -170,14 +186,7 @@ def head_matrix(run: AttentionRun, block: str, layer: int, head, pair_block: str
     b = run.block(block)
     full = head_weights(run, block, layer, head, temperature)
     q_tokens, k_tokens = run.tokens(b.query_side), run.tokens(b.key_side)
-    q_pos, k_pos = np.arange(len(q_tokens)), np.arange(len(k_tokens))
-    boundary = None
-    if pair_block:
-        q_seg, k_seg = _SEG[pair_block[0]], _SEG[pair_block[1]]
-        q_pos = np.array([i for i, t in enumerate(q_tokens) if t.segment == q_seg], dtype=int)
-        k_pos = np.array([i for i, t in enumerate(k_tokens) if t.segment == k_seg], dtype=int)
-    elif b.query_side == b.key_side == "source" and has_pair(run):
-        boundary = next(i for i, t in enumerate(q_tokens) if t.segment == 1)
+    q_pos, k_pos, boundary = view_positions(run, block, pair_block)
     matrix = full[np.ix_(q_pos, k_pos)]
     return HeadView(matrix=matrix, query_labels=[q_tokens[i].label for i in q_pos],
                     key_labels=[k_tokens[i].label for i in k_pos], query_positions=q_pos,
