@@ -65,13 +65,13 @@
         if (!p || m.kind !== "heatmap") {
             return {layer: null, head: null, query: null, key: null, source: "heatmap"};
         }
-        if (m.pooled) {  // an overview cell: the first query / key of its block
-            var pn = p.pointNumber || [];
+        if (m.pooled) {  // an overview cell ("1200–1203"): the first query / key of its block
+            var q = parseInt(String(p.y), 10), k = parseInt(String(p.x), 10);
             return {
                 layer: m.layer === undefined ? null : m.layer,
                 head: m.head === undefined ? null : m.head,
-                query: m.row_starts && intOrNull(pn[0]) !== null ? m.row_starts[pn[0]] : null,
-                key: m.col_starts && intOrNull(pn[1]) !== null ? m.col_starts[pn[1]] : null,
+                query: isFinite(q) ? q : null,
+                key: isFinite(k) ? k : null,
                 source: "heatmap"
             };
         }
