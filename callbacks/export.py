@@ -21,6 +21,7 @@ def register(app) -> None:
     def download_csv(n_clicks, store, block, layer, head, slider):
         if not n_clicks:
             raise PreventUpdate
-        matrix, queries, keys, title = panels.heatmap_csv_parts(run_of(store), block, layer, head, slider)
-        return dcc.send_string(export.matrix_csv(matrix, queries, keys),
-                               export.csv_filename(store["request"]["model"], title))
+        p = panels.heatmap_export(run_of(store), block, layer, head, slider)
+        text = export.matrix_csv(p["matrix"], p["query_labels"], p["key_labels"], query_positions=p["query_positions"],
+                                 key_positions=p["key_positions"], meta=p["meta"])
+        return dcc.send_string(text, p["stem"] + ".csv")

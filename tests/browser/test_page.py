@@ -75,16 +75,26 @@ def test_downloads_csv_svg_png(page):
     folder = page.download_path
     page.find_element(f"#{ids.CSV_BUTTON}").click()
     csv_file = until(lambda: [f for f in os.listdir(folder) if f.endswith(".csv")], what="CSV download")[0]
+    assert csv_file.startswith("attention_all-MiniLM-L6-v2_Layer_3_head_1_self_The_cat_sat")
     lines = open(os.path.join(folder, csv_file), encoding="utf-8").read().splitlines()
-    assert lines[0].startswith("query \\ key,[CLS],the,cat,sat") and len(lines) == 14
+    meta = [ln for ln in lines if ln.startswith("# ")]
+    assert "# model: all-MiniLM-L6-v2" in meta and f"# text: {urlstate.DEFAULT_TEXT}" in meta
+    assert {"# layer: 3", "# head: 1", "# temperature: 1.0"} <= set(meta)
+    table = lines[len(meta):]
+    assert table[0].startswith("query \\ key,0:[CLS],1:the,2:cat,3:sat") and len(table) == 14
     w = engine(urlstate.DEFAULT_TEXT).main.weights[3, 1].astype(np.float64)
-    np.testing.assert_allclose(np.array(lines[4].split(",")[1:], dtype=float), w[3], atol=1e-4)
+    assert table[4].startswith("3:sat,")
+    np.testing.assert_allclose(np.array(table[4].split(",")[1:], dtype=float), w[3], atol=1e-4)
     dict_id = json.dumps(ids.svg_button(ids.HEATMAP), separators=(",", ":"), sort_keys=True)  # Dash's DOM id
     js(page, "document.getElementById(arguments[0]).click();", dict_id)
-    until(lambda: [f for f in os.listdir(folder) if f.endswith(".svg")], what="SVG download")
+    svg = until(lambda: [f for f in os.listdir(folder) if f.endswith(".svg")], what="SVG download")[0]
+    assert svg.startswith("attention_all-MiniLM-L6-v2_Layer_3_head_1_self_The_cat_sat")
+    body = until(lambda: open(os.path.join(folder, svg), encoding="utf-8").read(), what="SVG written")
+    assert "all-MiniLM-L6-v2 · Layer 3 · head 1 · self · “The cat sat on the mat" in body.replace("&nbsp;", " ")
     js(page, "document.getElementById(arguments[0]).click();",
        json.dumps(ids.png_button(ids.GRID), separators=(",", ":"), sort_keys=True))
-    until(lambda: [f for f in os.listdir(folder) if f.endswith(".png")], what="PNG download")
+    png = until(lambda: [f for f in os.listdir(folder) if f.endswith(".png")], what="PNG download")[0]
+    assert png.startswith("attention_all-MiniLM-L6-v2_Heads_layers_heads")
     no_console_errors(page)
 
 
