@@ -89,18 +89,22 @@ def heatmap_card() -> dbc.Card:
     ], class_name="shadow-sm h-100")
 
 
-def graph_card_header(title: str, graph_id: str, *, title_id: str | None = None) -> dbc.CardHeader:
-    """A card's title (with an id when callbacks rewrite it) and the graph's download buttons."""
+def graph_card_header(title: str, graph_id: str, *, title_id: str | None = None, extra=None) -> dbc.CardHeader:
+    """A card's title (with an id when callbacks rewrite it) and the graph's download buttons
+    (plus `extra` buttons, e.g. a CSV of the card's numbers)."""
     kw = {"id": title_id} if title_id else {}
     return dbc.CardHeader(html.Div([
         html.Div(title, className="fw-semibold me-auto", **kw),
         download_buttons(graph_id),
+        *([extra] if extra is not None else []),
     ], className="d-flex align-items-center gap-2"))
 
 
 def grid_card() -> dbc.Card:
     return dbc.Card([
-        graph_card_header("Heads: layers × heads", ids.GRID),
+        graph_card_header("Heads: layers × heads", ids.GRID, extra=dbc.Button(
+            "CSV", id=ids.GRID_CSV_BUTTON, size="sm", color="secondary", outline=True, n_clicks=0,
+            class_name="dl-button", title="Download every per-head metric of this block as CSV")),
         dbc.CardBody([
             dbc.RadioItems(id=ids.GRID_METRIC, options=GRID_METRIC_OPTIONS, value="entropy", inline=True,
                            class_name="small mb-1"),

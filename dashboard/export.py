@@ -111,3 +111,68 @@ def export_stem(*parts) -> str:
     raw = " ".join(str(p) for p in parts if p not in (None, ""))
     stem = re.sub(r"[^A-Za-z0-9.+-]+", "_", raw.replace("·", " ")).strip("_.")
     return stem[:120] or "export"
+
+
+# ---- tables of the analyses (heads grid, importance, curves) --------------------------------------
+HEAD_METRIC_COLUMNS = (("entropy", "entropy_bits"), ("entropy_norm", "entropy_normalised"),
+                       ("max_weight", "max_weight"), ("sink", "sink_mass"), ("diagonal", "self_mass"),
+                       ("previous", "previous_token_mass"), ("role", "role"))
+
+
+def head_metrics_table(metrics: dict) -> tuple[list[str], list[list]]:
+    """(header, rows): one row per head, columns layer, head and every per-head metric.
+    metrics: {name: [layers, heads]} as models.metrics.head_metrics returns."""
+    cols = [(k, label) for k, label in HEAD_METRIC_COLUMNS if k in metrics]
+    L, H = np.asarray(metrics[cols[0][0]]).shape
+    rows = []
+    for layer in range(L):
+        for head in range(H):
+            row = [layer, head]
+            for k, _ in cols:
+                v = np.asarray(metrics[k])[layer, head]
+                row.append(str(v) if isinstance(v, (str, np.str_)) else round(float(v), 6))
+            rows.append(row)
+    return ["layer", "head"] + [label for _, label in cols], rows
+
+
+def _grid(value, what: str) -> np.ndarray:
+    g = np.asarray(value, dtype=np.float64)
+    if g.ndim != 2 or g.size == 0 or g.size > 1_000_000:
+        raise ValueError(f"the {what} is not a layers x heads grid")
+    return g
+
+
+def importance_table(store: dict) -> tuple[list[str], list[list], dict]:
+    """(header, rows, meta) of the importance store (dashboard/pruning_views.compute_importance):
+    one row per head with its normalised importance."""
+    if not isinstance(store, dict) or "scores" not in store:
+        raise ValueError("No importance computed yet: press Compute importance first.")
+    g = _grid(store["scores"], "importance")
+    rows = [[layer, head, round(float(g[layer, head]), 6)] for layer, head in np.ndindex(*g.shape)]
+    meta = {"what": "head importance (Michel, Levy & Neubig 2019): |dL/dxi_h| summed over the corpus, "
+                    "normalised per layer", "model": store.get("model"), "corpus": store.get("corpus"),
+            "examples": store.get("n_examples"), "loss": store.get("loss_name")}
+    return ["layer", "head", "importance"], rows, meta
+
+
+def curves_table(store: dict) -> tuple[list[str], list[list], dict]:
+    """(header, rows, meta) of the curves store (models.importance.CurveResult.to_dict() + model,
+    corpus): one row per order, metric and share: mean, std over seeds (0 for deterministic orders)."""
+    if not isinstance(store, dict) or not isinstance(store.get("curves"), dict):
+        raise ValueError("No pruning curves computed yet: press Compute pruning curves first.")
+    shares, pruned = list(store.get("shares") or []), list(store.get("pruned") or [])
+    std = store.get("std") or {}
+    rows = []
+    for order, by_metric in store["curves"].items():
+        for metric, values in (by_metric or {}).items():
+            sd = (std.get(order) or {}).get(metric) or [0.0] * len(values)
+            for i, v in enumerate(values):
+                rows.append([str(order), str(metric), shares[i] if i < len(shares) else "",
+                             pruned[i] if i < len(pruned) else "", float(v), float(sd[i]) if i < len(sd) else ""])
+    meta = {"what": "pruning curves: metric vs share of heads pruned, per pruning order",
+            "model": store.get("model"), "corpus": store.get("corpus"), "examples": store.get("n_examples"),
+            "random seeds": store.get("seeds"), "loss": store.get("loss_name"),
+            "baseline (unpruned)": json.dumps(store.get("baseline") or {}),
+            "std": "standard deviation over the random seeds (0 for deterministic orders)",
+            "seconds": store.get("seconds")}
+    return ["order", "metric", "share_pruned", "heads_pruned", "mean", "std"], rows, meta

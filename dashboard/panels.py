@@ -137,6 +137,18 @@ def heatmap_export(run: AttentionRun, block, layer, head, slider) -> dict:
             "meta": meta, "stem": export.export_stem("attention", run.model_name, title, run.text[:40])}
 
 
+def head_metrics_export(run: AttentionRun, block) -> dict:
+    """Every per-head metric of the block as a table, with the run's metadata and a file stem."""
+    name, _ = parse_block(run, block)
+    header, rows = export.head_metrics_table(block_metrics(run, name))
+    meta = {**run_meta(run), "block": name,
+            "what": ("per-head metrics of the model's own attention weights (temperature 1): entropy in bits "
+                     "and normalised entropy averaged over queries; max weight, sink (first-token), self and "
+                     "previous-token mass averaged over queries; role = the label the heads grid shows")}
+    return {"header": header, "rows": rows, "meta": meta,
+            "stem": export.export_stem("head-metrics", run.model_name, name, run.text[:40])}
+
+
 # ---- heads grid ---------------------------------------------------------------------------------
 def grid_figure(run: AttentionRun, block, metric, layer, head):
     """layers x heads grid of one metric (or roles), the shown head outlined (a row for MEAN)."""

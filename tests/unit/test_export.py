@@ -77,3 +77,25 @@ def test_grid_and_json_exports():
     back = json.loads(json_text({"scores": np.arange(3.0)}, meta={"what": "importance"}))
     assert back == {"meta": {"what": "importance"}, "scores": [0.0, 1.0, 2.0]}
     assert export_stem("attention", "m", "Layer 3 · head 1", "The cat/sat") == "attention_m_Layer_3_head_1_The_cat_sat"
+
+
+def test_head_metrics_importance_and_curves_tables():
+    from dashboard.export import curves_table, head_metrics_table, importance_table
+
+    m = {"entropy": np.array([[1.0, 2.0]]), "sink": np.array([[0.5, 0.25]]), "role": np.array([["sink", "broad"]])}
+    header, rows = head_metrics_table(m)
+    assert header == ["layer", "head", "entropy_bits", "sink_mass", "role"]
+    assert rows == [[0, 0, 1.0, 0.5, "sink"], [0, 1, 2.0, 0.25, "broad"]]
+    header, rows, meta = importance_table({"model": "m", "scores": [[0.1, 0.9], [0.3, 0.7]], "corpus": "c",
+                                           "n_examples": 8, "loss_name": "contrastive"})
+    assert rows[1] == [0, 1, 0.9] and meta["examples"] == 8 and "Michel" in meta["what"]
+    curves = {"model": "m", "shares": [0.0, 0.5], "pruned": [0, 2], "seeds": 3,
+              "curves": {"random": {"loss": [0.1, 0.4]}}, "std": {"random": {"loss": [0.0, 0.05]}}}
+    header, rows, meta = curves_table(curves)
+    assert rows == [["random", "loss", 0.0, 0, 0.1, 0.0], ["random", "loss", 0.5, 2, 0.4, 0.05]]
+    assert meta["random seeds"] == 3
+    for bad in (None, {}, {"scores": "x"}, {"scores": [[[1]]]}):
+        with pytest.raises(ValueError):
+            importance_table(bad)
+    with pytest.raises(ValueError):
+        curves_table({"curves": []})
