@@ -226,6 +226,11 @@
         var text = cellText(hm, cell);
         var container = document.getElementById(IDS.container);
         if (container && text) { container.setAttribute("aria-label", text); }
+        // the view changed (clearOnNewFigure): the last readout named a cell that is gone
+        if (!text && h.source === "figure") {
+            if (container) { container.removeAttribute("aria-label"); }
+            return [headTitle(h), ""];
+        }
         var live = text || NU();
         return [headTitle(h), live];
     }
@@ -293,6 +298,12 @@
         });
     }
 
+    /* Another view (run, block, layer, head incl. "mean of all heads", temperature): the hovered
+       cell belonged to the old one, so the highlight and the readout under the heatmap are cleared. */
+    function clearOnNewFigure() {
+        return {layer: null, head: null, query: null, key: null, source: "figure"};
+    }
+
     function toggle(n, isOpen) {
         return n ? !isOpen : isOpen;
     }
@@ -312,6 +323,7 @@
             headFromGrid: headFromGrid,
             headFromOverview: headFromOverview,
             download: download,
+            clearOnNewFigure: clearOnNewFigure,
             exportContext: exportContext,
             toggle: toggle,
             temperatureLabel: temperatureLabel,

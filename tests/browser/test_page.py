@@ -198,6 +198,24 @@ def test_hover_highlights_in_browser_without_server_requests(page):
     no_console_errors(page)
 
 
+def test_hover_readout_clears_when_the_head_changes(page):
+    """The readout under the heatmap names a cell of the figure it was read from: after switching
+    to "mean of all heads" it must not keep showing the previous head's weight (issue 15)."""
+    open_page(page)
+    wait_title(page, "Layer 3 · head 1 · self")
+    pointer_to(page, ids.HEATMAP, 2, 3)
+    until(lambda: (text_of(page, ids.HEATMAP_LIVE) or "").startswith("Attention from query 3 (sat) to key 2"),
+          what="readout of the hovered cell")
+    a = ActionBuilder(page.driver)  # pointer off the graphs, then switch the head
+    a.pointer_action.move_to_location(5, 5)
+    a.perform()
+    select(page, ids.HEAD, urlstate.MEAN)
+    wait_title(page, "Layer 3 · mean of all heads · self")
+    until(lambda: not text_of(page, ids.HEATMAP_LIVE), what="the readout cleared")
+    assert not shapes(page, ids.HEATMAP, "hover")
+    no_console_errors(page)
+
+
 def test_click_head_in_grid_selects_it(page):
     open_page(page)
     wait_title(page, "Layer 3 · head 1 · self")
