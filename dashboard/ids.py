@@ -14,6 +14,7 @@ QUERY = "query-store"            # selected query position (int) for the token i
 URL_LOADED = "url-loaded-store"  # the view a URL asks for; written when a URL is opened, starts the run
 URL_WRITTEN = "url-written-store"  # the last query string the page wrote itself (not a navigation)
 DOWNLOAD_CSV = "download-csv"    # dcc.Download of the shown matrix
+DOWNLOAD_GRID = "download-grid"  # dcc.Download of every per-head metric of the block (CSV)
 
 # ---- controls ---------------------------------------------------------------------------------
 MODEL = "model-dropdown"
@@ -49,6 +50,7 @@ HEATMAP_WINDOW = "heatmap-window"         # clientside-written: box-zoom window 
 HEATMAP_FETCH = "heatmap-fetch"           # clientside-written: a head the payload lacks {head, n}
 POOL = "pool-choice"                      # overview of long texts: block "max" | "mean"
 CSV_BUTTON = "csv-button"
+GRID_CSV_BUTTON = "grid-csv-button"
 TEMPERATURE_NOTE = "temperature-note"
 
 # ---- entropy / head grid card ------------------------------------------------------------------

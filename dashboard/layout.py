@@ -29,7 +29,7 @@ def stores() -> list:
         dcc.Store(id=ids.HEATMAP_PAYLOAD, data=None),
         dcc.Store(id=ids.HEATMAP_WINDOW, data=None),
         dcc.Store(id=ids.HEATMAP_FETCH, data=None),
-        dcc.Download(id=ids.DOWNLOAD_CSV),
+        dcc.Download(id=ids.DOWNLOAD_CSV), dcc.Download(id=ids.DOWNLOAD_GRID),
     ]
 
 

@@ -384,7 +384,6 @@ def test_pruning_curve_on_tiny_bert_json_and_cache(tiny_bert, tmp_path):
     back = pruning.CurveResult.from_dict(json.loads(json.dumps(curve.to_dict())))
     assert back == curve
 
-    pytest.importorskip("models.cache")
     store = _DictStore()
     c1 = pruning.cached_curve(tiny_bert, pairs, shares=(0, 0.5), seeds=1, batch_size=4, store=store)
     puts = store.puts
