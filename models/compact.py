@@ -172,6 +172,7 @@ class LayerStore:
     full_weights: np.ndarray | None = None
     full_scores: np.ndarray | None = None
     reason: str | None = None
+    compute_dtype: str = "float32"  # the model's attention dtype: rebuilt in it (bfloat16 models round alike)
 
     @property
     def nbytes(self) -> int:
@@ -190,8 +191,9 @@ class LayerStore:
         if self.mode == "full":
             return torch.from_numpy(self.full_scores[hs][:, rows].astype(np.float32))
         group = self.n_heads // self.k.shape[0]
-        q = torch.from_numpy(self.q[hs][:, rows]).float()  # [h, r, d]
-        k = torch.from_numpy(self.k[hs // group]).float()  # [h, keys, d]: each head's own kv head
+        dt = getattr(torch, self.compute_dtype)
+        q = torch.from_numpy(self.q[hs][:, rows]).to(dt)  # [h, r, d]
+        k = torch.from_numpy(self.k[hs // group]).to(dt)  # [h, keys, d]: each head's own kv head
         bias = None if self.bias is None else self.bias.rows(hs, rows, self.n_queries, self.n_keys)
         allowed = None
         if self.mask is not None and self.mask.kind != "none":
@@ -200,9 +202,10 @@ class LayerStore:
             else:
                 allowed = self.mask.allowed(rows).unsqueeze(0)
         s = attention_math.scores(q[None], k[None], scaling=self.scaling, softcap=self.softcap,
-                                  position_bias=None if bias is None else bias[None],
-                                  attention_mask=None if allowed is None else allowed[None])
-        return s[0]
+                                  position_bias=None if bias is None else bias[None].to(dt))[0]
+        if allowed is not None:  # as attention_math's bool mask, in place (one T x T temporary less)
+            s.masked_fill_(~allowed, float("-inf"))
+        return s.float()
 
     def weights(self, heads=slice(None), rows=slice(None), temperature: float = 1.0) -> torch.Tensor:
         """float32 [heads, rows, keys]: softmax(scores / T) (with the sink column when the model
@@ -210,15 +213,19 @@ class LayerStore:
         hs = self._heads(heads)
         if self.mode == "full" and temperature == 1.0:
             return torch.from_numpy(self.full_weights[hs][:, rows].astype(np.float32))
-        return softmax(self.scores(heads, rows), temperature,
-                       None if self.sinks is None else torch.from_numpy(self.sinks[hs]).float())
+        w = softmax(self.scores(heads, rows), temperature,
+                    None if self.sinks is None else torch.from_numpy(self.sinks[hs]).float())
+        if self.compute_dtype != "float32":  # the model rounds its weights to its dtype: so do we
+            w = w.to(getattr(torch, self.compute_dtype)).float()
+        return w
 
     # ---- serialisation ------------------------------------------------------------------------
     def to_payload(self, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
         meta = {"mode": self.mode, "n_heads": self.n_heads, "n_queries": self.n_queries,
                 "n_keys": self.n_keys, "scaling": self.scaling, "softcap": self.softcap,
                 "mask": None if self.mask is None else self.mask.meta(),
-                "bias": None if self.bias is None else self.bias.kind, "reason": self.reason}
+                "bias": None if self.bias is None else self.bias.kind, "reason": self.reason,
+                "compute_dtype": self.compute_dtype}
         arrays = {}
         for name in ("q", "k", "sinks", "full_weights", "full_scores"):
             a = getattr(self, name)
@@ -240,7 +247,8 @@ class LayerStore:
                    scaling=float(meta["scaling"]), softcap=meta.get("softcap"),
                    sinks=arrays.get(f"{prefix}.sinks"), mask=mask, bias=bias,
                    full_weights=arrays.get(f"{prefix}.full_weights"),
-                   full_scores=arrays.get(f"{prefix}.full_scores"), reason=meta.get("reason"))
+                   full_scores=arrays.get(f"{prefix}.full_scores"), reason=meta.get("reason"),
+                   compute_dtype=meta.get("compute_dtype", "float32"))
 
     @classmethod
     def from_full(cls, weights: np.ndarray, scores: np.ndarray | None, reason: str) -> "LayerStore":
@@ -299,7 +307,7 @@ def summarise(weights: torch.Tensor, allowed_count: np.ndarray) -> LayerSummary:
     step = _head_chunk(tq, tk)
     for a in range(0, h, step):
         w = weights[a:a + step].float()
-        ent[a:a + step] = (-torch.special.xlogy(w, w).sum(-1) / _LN2).clamp_min(0)
+        ent[a:a + step] = (torch.special.entr(w).sum(-1) / _LN2).clamp_min(0)  # -w ln w, 0 at 0
         mx[a:a + step] = w.amax(-1)
         sink[a:a + step] = w[..., 0]
         tv, ti = torch.topk(w, k, dim=-1, sorted=True)
@@ -349,8 +357,11 @@ def _max_diff(store: LayerStore, weights: torch.Tensor) -> float:
     step = _head_chunk(tq, tk)
     for a in range(0, h, step):
         sl = slice(a, min(h, a + step))
-        d = (store.weights(sl) - weights[sl].float()).abs()
-        worst = max(worst, float(d.max()) if d.numel() else 0.0)
+        d = store.weights(sl)
+        if not d.numel():
+            continue
+        d.sub_(weights[sl]).abs_()  # in place: no second T x T temporary
+        worst = max(worst, float(d.max()))
         if not math.isfinite(worst):
             return float("inf")
     return worst
@@ -378,7 +389,8 @@ def record(query: torch.Tensor, key: torch.Tensor, weights: torch.Tensor, *, sca
         store = LayerStore(mode=mode, n_heads=h, n_queries=tq, n_keys=tk,
                            q=q.float().numpy().astype(dtype), k=k.float().numpy().astype(dtype),
                            scaling=float(scaling), softcap=float(softcap) if softcap else None,
-                           sinks=sink_arr, mask=mask_spec, bias=bias_spec)
+                           sinks=sink_arr, mask=mask_spec, bias=bias_spec,
+                           compute_dtype=str(q.dtype).replace("torch.", ""))
         if not check:
             return store, summary
         diff = _max_diff(store, w)

@@ -123,7 +123,7 @@ def _fingerprint_module(model: PreTrainedModel) -> str:
     h = hashlib.sha256(model.config.to_json_string().encode())
     for name, p in model.state_dict().items():
         h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+        h.update(p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())  # any dtype (bfloat16)
     return h.hexdigest()[:32]
 
 
