@@ -264,6 +264,26 @@ def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, 
             "title": titles[i], "stats": stats[i], "note": note}
 
 
+def head_figure(run: AttentionRun, name: str, layer: int, head, pair, t: float, color_scale, pool: str = "max"):
+    """One head's heatmap figure (plain JSON z) for side-by-side views (pruning comparison): exact up
+    to EXACT_MAX_TOKENS a side, else the pooled overview (block `pool`)."""
+    q_pos, k_pos, boundary = view_positions(run, name, pair)
+    b = run.block(name)
+    q_tokens, k_tokens = run.tokens(b.query_side), run.tokens(b.key_side)
+    if max(len(q_pos), len(k_pos)) > EXACT_MAX_TOKENS:
+        f = math.ceil(max(len(q_pos), len(k_pos)) / POOL_CELLS)
+        values = _pooled(run, name, layer, head, t, q_pos, k_pos, f, pool)
+        fig = figures.pooled_heatmap(values, _ranges(q_pos, f), _ranges(k_pos, f), pool=pool,
+                                     color_scale=color_scale)
+        return add_meta(fig, layer=layer, head=head, block=name, pair=pair, block_size=f,
+                        query_offset=int(q_pos[0]), key_offset=int(k_pos[0]))
+    view = head_matrix(run, name, layer, head, pair, t)
+    fig = figures.heatmap(view.matrix, view.query_labels, view.key_labels, color_scale=color_scale,
+                          show_values=False, causal=view.causal, boundary=view.boundary)
+    return add_meta(fig, layer=layer, head=head, block=name, pair=pair,
+                    query_offset=int(q_pos[0]) if len(q_pos) else 0, key_offset=int(k_pos[0]) if len(k_pos) else 0)
+
+
 def _stats_of(run, name, layer, head, t, q_pos, k_pos, full=None) -> dict:
     """head_stats for the whole shown head, rebuilt in row chunks when not given (long texts)."""
     b = run.block(name)
@@ -359,19 +379,23 @@ def overview_figure(run: AttentionRun, block, layer, head, color_scale):
     name, pair = parse_block(run, block)
     layer, head = clamp_selection(run, name, layer, head)
     b = run.block(name)
-    view = head_matrix(run, name, layer, 0, pair)
-    pooled, f = [], 1
-    for h in range(b.n_heads):  # one head rebuilt at a time, pooled before the next
-        w = b.head_weights(layer, h)[np.ix_(view.query_positions, view.key_positions)]  # [shown q, shown k]
-        if b.causal:
-            w[figures._causal_mask(*w.shape)] = np.nan
-        small, f = figures.block_average(w, OVERVIEW_MAX_TOKENS)
-        pooled.append(small)
+    view = _positions_view(run, name, pair)
+    q_pos, k_pos = view.query_positions, view.key_positions
+    f = max(1, math.ceil(max(len(q_pos), len(k_pos)) / OVERVIEW_MAX_TOKENS))
+    # one head rebuilt a few rows at a time and block-averaged (causal cells left out), any length
+    pooled = [_pooled(run, name, layer, h, 1.0, q_pos, k_pos, f, "mean") for h in range(b.n_heads)]
     ent = block_metrics(run, name)["entropy"][layer]
     titles = [f"H{h} · {ent[h]:.1f} bits" for h in range(b.n_heads)]
     fig = figures.small_multiples(np.stack(pooled), titles=titles, selected=None if head == MEAN else head,
                                   max_tokens=OVERVIEW_MAX_TOKENS, color_scale=color_scale, block_size=f)
     return add_meta(fig, layer=layer, block=name)
+
+
+class _positions_view:
+    """The shown positions of a view (no weights rebuilt)."""
+
+    def __init__(self, run, name, pair):
+        self.query_positions, self.key_positions, self.boundary = view_positions(run, name, pair)
 
 
 def overview_selection_shapes(head) -> list[dict]:
