@@ -104,3 +104,37 @@ def test_long_text_overview_zoom_and_hover(page):
     np.testing.assert_allclose(P.heatmap_z(page), exact, atol=1e-3)
     assert "Exact window" in P.text_of(page, ids.TEMPERATURE_NOTE)
     P.no_console_errors(page)
+
+
+def test_head_switch_in_a_short_layer_is_drawn_without_asking_the_server(page):
+    """Up to ~1M cells the whole layer is in the browser: a head switch draws from it, and no request
+    asks for the heatmap (other panels that depend on the head may still ask for theirs)."""
+    text = "The cat sat on the mat because it was tired."
+    P.open_page(page, text=text, layer=2, head=1)
+    P.wait_title(page, "Layer 2 · head 1 · self")
+    run = attention.extract(loader.get_loaded("all-MiniLM-L6-v2"), text)
+    P.js(page, """
+        window.__heatmapRequests = 0;
+        var f = window.fetch;
+        window.fetch = function (u, opts) {
+            var body = String((opts && opts.body) || '');
+            if (body.indexOf('heatmap-payload') >= 0) { window.__heatmapRequests += 1; }
+            return f.apply(this, arguments);
+        };""")
+    for head in (5, 11, 0):
+        P.select(page, ids.HEAD, str(head))
+        P.wait_title(page, f"Layer 2 · head {head} · self")
+        P.until(lambda: P.heatmap_meta(page).get("head") == head, what=f"head {head} drawn")
+        np.testing.assert_allclose(P.heatmap_z(page), run.head_weights(2, head), atol=1e-3)
+        stats = P.text_of(page, ids.STATS)
+        assert f"{float(metrics_entropy(run, 2, head)):.2f}" in stats, stats
+    P.select(page, ids.HEAD, "mean")
+    P.wait_title(page, "Layer 2 · mean of all heads · self")
+    np.testing.assert_allclose(P.heatmap_z(page), run.mean_weights(2), atol=1e-3)
+    assert P.js(page, "return window.__heatmapRequests;") == 0
+    P.no_console_errors(page)
+
+
+def metrics_entropy(run, layer, head):
+    w = run.head_weights(layer, head).astype(np.float64)
+    return float((-(w * np.log2(np.where(w > 0, w, 1))).sum(-1)).mean())
