@@ -57,6 +57,9 @@ _LN2 = math.log(2.0)
 _MASKED = -1e30  # additive mask values at or below this hide a key
 
 
+_HIDDEN: dict = {}  # the last flag mask built (see MaskSpec.hidden)
+
+
 # ---- mask and bias descriptions ----------------------------------------------------------------
 @dataclass(frozen=True)
 class MaskSpec:
@@ -69,6 +72,19 @@ class MaskSpec:
     offset: int = 0
     window: int = 0
     bits: np.ndarray | None = None  # uint8 packed [mask heads, queries, ceil(keys / 8)]
+
+    def hidden(self, rows: np.ndarray | slice = slice(None)) -> torch.Tensor:
+        """bool [rows, keys]: True where a key is hidden from a query (~allowed); the whole mask of a
+        flag spec is built once per shape and reused (every layer of a block shares it)."""
+        if self.kind in ("causal", "window") and isinstance(rows, slice) and rows == slice(None):
+            key = (self.kind, self.n_queries, self.n_keys, self.offset, self.window)
+            hit = _HIDDEN.get(key)
+            if hit is None:
+                hit = ~self.allowed(slice(None))
+                _HIDDEN.clear()  # one shape at a time: a long text's mask is T x T bytes
+                _HIDDEN[key] = hit
+            return hit
+        return ~self.allowed(rows)
 
     def allowed(self, rows: np.ndarray | slice, head: int = 0) -> torch.Tensor:
         """bool [rows, keys]: True where a query (of `rows`) may attend to a key."""
@@ -195,16 +211,16 @@ class LayerStore:
         q = torch.from_numpy(self.q[hs][:, rows]).to(dt)  # [h, r, d]
         k = torch.from_numpy(self.k[hs // group]).to(dt)  # [h, keys, d]: each head's own kv head
         bias = None if self.bias is None else self.bias.rows(hs, rows, self.n_queries, self.n_keys)
-        allowed = None
+        hidden = None
         if self.mask is not None and self.mask.kind != "none":
             if self.mask.kind == "bits" and self.mask.bits.shape[0] > 1:
-                allowed = torch.stack([self.mask.allowed(rows, int(h)) for h in hs])
+                hidden = ~torch.stack([self.mask.allowed(rows, int(h)) for h in hs])
             else:
-                allowed = self.mask.allowed(rows).unsqueeze(0)
+                hidden = self.mask.hidden(rows).unsqueeze(0)
         s = attention_math.scores(q[None], k[None], scaling=self.scaling, softcap=self.softcap,
                                   position_bias=None if bias is None else bias[None].to(dt))[0]
-        if allowed is not None:  # as attention_math's bool mask, in place (one T x T temporary less)
-            s.masked_fill_(~allowed, float("-inf"))
+        if hidden is not None:  # as attention_math's bool mask, in place (one T x T temporary less)
+            s.masked_fill_(hidden, float("-inf"))
         return s.float()
 
     def weights(self, heads=slice(None), rows=slice(None), temperature: float = 1.0) -> torch.Tensor:
