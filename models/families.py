@@ -102,11 +102,23 @@ def build_config(family: str, vocab_size: int):
     return FAMILIES[family](vocab_size)
 
 
+WEIGHT_STD = 0.3
+
+
 def build_model(family: str, vocab_size: int, seed: int = 0, attn_implementation: str = "eager"):
-    """A random float32 model of the family in eval mode."""
+    """A random float32 model of the family in eval mode.
+
+    Every matrix is redrawn from N(0, WEIGHT_STD^2) (0.3, against the families' usual 0.02): attention
+    logits are then of order 1-10, so rows are peaked rather than near-uniform, softcaps and sinks
+    change the weights visibly and masking a head moves the outputs: a bug cannot hide in tiny numbers."""
     cfg, auto = build_config(family, vocab_size)
     torch.manual_seed(seed)
     model = getattr(tf, auto).from_config(cfg, attn_implementation=attn_implementation)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.copy_(torch.randn(p.shape, generator=g) * WEIGHT_STD)
     return model.eval()
 
 

@@ -32,6 +32,9 @@ from transformers.masking_utils import AttentionMaskInterface, eager_mask
 from models import attention_math
 
 IMPLEMENTATION = "dashboard"
+# Attribute of a physically pruned grouped-query attention module: long tensor [heads], the
+# key/value head each remaining query head reads (groups may be of unequal size after pruning).
+KV_INDEX = "dashboard_kv_index"
 
 
 @dataclass(frozen=True)
@@ -107,13 +110,14 @@ def dashboard_attention(module, query, key, value, attention_mask, scaling=None,
     built by transformers' eager mask function already holds the window (a causal mask is never
     skipped; only a full bidirectional one may be None, where a causal window would be wrong).
     Dropout only in training (the dashboard runs models in eval)."""
+    kv_index = getattr(module, KV_INDEX, None)  # [heads]: set on physically pruned GQA layers only
     scores = attention_math.scores(
         query, key, scaling=scaling, attention_mask=attention_mask, softcap=softcap,
-        position_bias=position_bias)
+        position_bias=position_bias, kv_index=kv_index)
     weights = attention_math.weights(scores, sinks=s_aux)
     if module.training and dropout:
         weights = nn.functional.dropout(weights, p=dropout, training=True)
-    output = attention_math.attend(weights.to(value.dtype), value)  # [batch, query, heads, head_dim]
+    output = attention_math.attend(weights.to(value.dtype), value, kv_index)  # [batch, query, heads, head_dim]
 
     callers = _CALLERS.get()
     if callers is not None:
@@ -245,7 +249,7 @@ def assign_slots(modules_in_call_order: list, block: str, kind: str) -> dict[str
 # per-head gates multiply the output projection's input [batch, T, heads * head_dim], which is the
 # heads' outputs side by side in head order, before the projection mixes them.
 
-OUTPUT_PROJECTIONS = ("o_proj", "out_proj", "out_lin", "dense", "o", "output.dense")
+OUTPUT_PROJECTIONS = ("o_proj", "out_proj", "out_lin", "dense", "o", "Wo", "c_proj", "output.dense")
 
 
 def _child(module: nn.Module, path: str):

@@ -290,6 +290,7 @@ def select_path(loaded: LoadedModel) -> None:
         interventions.forget(named)
         _select_fallback(loaded, inputs, error)
         return
+    loaded._probe_calls = cap.calls  # reused by verify_loaded: no second forward
     shapes = verify.stack_calls(cap.calls)
     for block in loaded.blocks:
         loaded.layers[block] = len(shapes.get(block, ()))
@@ -334,9 +335,12 @@ def verify_loaded(loaded: LoadedModel) -> None:
                                                      "read from the model's own eager output_attentions")
         return
     inputs = _probe_inputs(loaded)
-    with torch.inference_mode(), interventions.capture(scores=False) as cap:
-        model(**inputs)
-    ours = verify.stack_calls(cap.calls)
+    calls = loaded.__dict__.pop("_probe_calls", None)
+    if calls is None:
+        with torch.inference_mode(), interventions.capture(scores=False) as cap:
+            model(**inputs)
+        calls = cap.calls
+    ours = verify.stack_calls(calls)
     reference = {}
     try:
         verify.set_implementation(model, "eager")
