@@ -58,6 +58,7 @@ class LoadedModel:
     checks: dict = field(default_factory=dict)  # block -> verify.BlockCheck (refused ones included)
     can_gate: bool = True  # per-head gates (masking, importance) available
     device: str = "cpu"
+    has_sinks: bool = False  # per-head attention sink logits (GPT-OSS)
 
     @property
     def has_scores(self) -> bool:
@@ -81,6 +82,10 @@ class LoadedModel:
                        "come from its own eager output_attentions (exact), head masks act on the output "
                        "projection's input. Off for this model (they need pre-softmax scores): "
                        f"{', '.join(SCORE_FEATURES)}.")
+        if self.has_sinks:
+            out.append("This model adds a learned sink logit per head to the softmax (rows sum to less than "
+                       "1): the weights shown are exact; a temperature other than 1 re-applies softmax to the "
+                       "scores without the sinks.")
         if not self.can_gate:
             out.append("Head masking and pruning are off for this model: its output projection could not be "
                        "matched to its layers.")
@@ -290,6 +295,7 @@ def select_path(loaded: LoadedModel) -> None:
         interventions.forget(named)
         _select_fallback(loaded, inputs, error)
         return
+    loaded.has_sinks = any(isinstance(getattr(m, "sinks", None), torch.Tensor) for m in named + callers)
     loaded._probe_calls = cap.calls  # reused by verify_loaded: no second forward
     shapes = verify.stack_calls(cap.calls)
     for block in loaded.blocks:
