@@ -1,6 +1,7 @@
 """The family x feature matrix: what the dashboard does with each model family, measured.
 
     python -m models.matrix            # prints the Markdown table the README shows
+    python -m models.matrix --readme   # and writes it into README.md between the family-matrix markers
     check_family(family, tokenizer, folder) -> FamilyResult
     markdown(results) -> str
 
@@ -214,6 +215,34 @@ def markdown(results: list[FamilyResult]) -> str:
     return "\n".join(lines)
 
 
+START, END = "<!-- family-matrix:start (python -m models.matrix --readme) -->", "<!-- family-matrix:end -->"
+
+
+def write_readme(table: str, path: Path = Path(__file__).resolve().parent.parent / "README.md") -> None:
+    text = path.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+
+
+def readme_verdicts(text: str) -> dict[str, list[str]]:
+    """{family: its row's cells with the figures in brackets removed} from the README table."""
+    import re
+
+    body = text.split(START, 1)[1].split(END, 1)[0]
+    rows = {}
+    for line in body.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and cells[0] not in ("family", "---"):
+            rows[cells[0]] = [re.sub(r"\s*\([^)]*\d[^)]*\)", "", c) for c in cells[1:]]
+    return rows
+
+
 if __name__ == "__main__":
-    results = run_all(sys.argv[1:] or None)
-    print(markdown(results))
+    torch.set_num_threads(1)  # tiny models: threads only add synchronisation
+    args = [a for a in sys.argv[1:] if a != "--readme"]
+    results = run_all(args or None)
+    table = markdown(results)
+    print(table)
+    if "--readme" in sys.argv:
+        write_readme(table)
