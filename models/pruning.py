@@ -273,28 +273,41 @@ def _prune_gpt2(att: nn.Module, keep: list[int], gate: torch.Tensor) -> None:
     att.split_size = len(idx)
 
 
-_O_NAMES = ("o_proj", "out_proj", "dense")
+_QKV_NAMES = (("q_proj", "k_proj", "v_proj"), ("q_lin", "k_lin", "v_lin"))  # Llama-style, DistilBERT
+_O_NAMES = ("o_proj", "out_proj", "dense", "out_lin")
 
 
 def _o_name(att) -> str | None:
     return next((n for n in _O_NAMES if isinstance(getattr(att, n, None), nn.Linear)), None)
 
 
+def _qkv_names(att) -> tuple | None:
+    return next((names for names in _QKV_NAMES
+                 if all(isinstance(getattr(att, n, None), nn.Linear) for n in names)), None)
+
+
+def _head_size(att) -> int | None:
+    d = getattr(att, "head_dim", None)
+    d = d if isinstance(d, int) else getattr(att, "attention_head_size", None)
+    return d if isinstance(d, int) and d > 0 else None
+
+
 def _llama_refusal(att) -> str | None:
     """Why a q_proj/k_proj/v_proj + output projection attention module cannot be pruned head by
     head (None: it can)."""
-    if not all(isinstance(getattr(att, n, None), nn.Linear) for n in ("q_proj", "k_proj", "v_proj")) \
-            or _o_name(att) is None:
+    names = _qkv_names(att)
+    if names is None or _o_name(att) is None:
         return "no separate q_proj/k_proj/v_proj/o_proj linear layers"
-    d = getattr(att, "head_dim", None)
-    if not isinstance(d, int) or att.q_proj.out_features % d or att.k_proj.out_features % d:
+    q, k = getattr(att, names[0]), getattr(att, names[1])
+    d = _head_size(att)
+    if d is None or q.out_features % d or k.out_features % d:
         return "head size unknown"
     for norm in ("q_norm", "k_norm"):
         w = getattr(getattr(att, norm, None), "weight", None)
         if w is not None and w.numel() != d:
             return f"{norm} normalises across all heads together (OLMo-2 style), so heads are not separable"
     o = getattr(att, _o_name(att))
-    if att.q_proj.in_features != o.out_features or o.in_features != att.q_proj.out_features:
+    if q.in_features != o.out_features or o.in_features != q.out_features:
         return "projection sizes do not match"
     return None
 
@@ -305,16 +318,17 @@ def _prune_llama(att: nn.Module, keep: list[int], gate: torch.Tensor) -> None:
     key/value heads that still serve one (a KV head goes once all its query heads are gone);
     matching input columns of o_proj, times the kept heads' gates; GPT-OSS sinks follow their
     heads. Groups of unequal size get `interventions.KV_INDEX` ([kept heads]: each one's KV head)."""
-    d = att.head_dim
-    heads, kv_heads = att.q_proj.out_features // d, att.k_proj.out_features // d
+    d = _head_size(att)
+    qn, kn, vn = _qkv_names(att)
+    heads, kv_heads = getattr(att, qn).out_features // d, getattr(att, kn).out_features // d
     group = heads // kv_heads
     kv_of = [h // group for h in keep]
     kv_keep = sorted(set(kv_of))
     kv_new = [kv_keep.index(k) for k in kv_of]  # [kept heads]
     idx = _head_index(keep, d)
-    att.q_proj = _rows(att.q_proj, idx)
-    att.k_proj = _rows(att.k_proj, _head_index(kv_keep, d))
-    att.v_proj = _rows(att.v_proj, _head_index(kv_keep, d))
+    setattr(att, qn, _rows(getattr(att, qn), idx))
+    setattr(att, kn, _rows(getattr(att, kn), _head_index(kv_keep, d)))
+    setattr(att, vn, _rows(getattr(att, vn), _head_index(kv_keep, d)))
     o_name = _o_name(att)
     o = _cols(getattr(att, o_name), idx)
     scale = gate[keep].repeat_interleave(d).to(o.weight.dtype)
@@ -332,7 +346,7 @@ def _prune_llama(att: nn.Module, keep: list[int], gate: torch.Tensor) -> None:
     else:
         att.num_key_value_groups = 1
         setattr(att, interventions.KV_INDEX, torch.tensor(kv_new, dtype=torch.long))
-    for attr, value in (("num_heads", len(keep)), ("num_key_value_heads", len(kv_keep))):
+    for attr, value in (("num_heads", len(keep)), ("n_heads", len(keep)), ("num_key_value_heads", len(kv_keep))):
         if isinstance(getattr(att, attr, None), int):
             setattr(att, attr, value)
 
