@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models import metrics
+from models.attention import InputError
 from models.run import AttentionRun, Truncation
 
 MEAN = "mean"
@@ -155,6 +156,9 @@ def head_weights(run: AttentionRun, block: str, layer: int, head, temperature: f
     temperature 1 gives the model's own weights; any other value re-applies softmax to the real
     pre-softmax scores of the head(s): softmax(scores / T).
     """
+    if temperature != 1.0 and not run.block(block).has_scores:
+        raise InputError("This model's run has no pre-softmax scores (its attention is read from the "
+                         "model's own output_attentions), so the temperature cannot be changed.")
     if head == MEAN:
         return run.mean_weights(layer, temperature, block, rows)
     return run.head_weights(layer, head, temperature, block, rows)

@@ -17,7 +17,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from models import interventions
+from models import compact, interventions, metrics, verify
 from models.loader import LoadedModel
 from models.run import AttentionRun, Block, Token, Truncation, stack_summaries
 
@@ -93,6 +93,12 @@ def _blocks(calls, loaded: LoadedModel) -> list[Block]:
     """Group captured (slot, LayerStore, LayerSummary) calls by block, in layer order."""
     grouped = defaultdict(dict)
     for slot, store, summary in calls:
+        if not isinstance(store, compact.LayerStore):  # (slot, None, weights): the model's own
+            w = summary[0]  # output_attentions (fallback path): stored in full, no pre-softmax scores
+            store = compact.LayerStore.from_full(
+                w.half().numpy(), None, "fallback: the model's own output_attentions (no pre-softmax scores)")
+            summary = compact.summarise(w.float(), metrics._allowed_keys(w.shape[-2], w.shape[-1],
+                                                                         slot.kind == "causal"))
         grouped[slot.block][slot.layer] = (slot.kind, store, summary)
     blocks = []
     for name in loaded.blocks:
@@ -174,9 +180,12 @@ def extract(loaded: LoadedModel, text: str, text_pair: str | None = None, *, max
     inputs, source, target, truncations = forward_inputs(loaded, text, text_pair, limit)
     gates = _gates(loaded, head_mask)
     outputs = {}
-    with torch.inference_mode(), interventions.capture(check=check) as cap, \
+    fallback = getattr(loaded, "path", None) == "fallback"  # weights from the model's own output_attentions
+    with torch.inference_mode(), interventions.capture(compact=True, check=check) as cap, \
             interventions.head_gates(gates or {}):
-        out = loaded.model(**inputs)
+        out = loaded.model(**inputs, **({"output_attentions": True} if fallback else {}))
+    if fallback:
+        interventions.record_attentions(cap, loaded.blocks, verify.block_attentions(out, loaded.architecture))
     if getattr(out, "loss", None) is not None:
         outputs["loss"] = np.asarray(float(out.loss), dtype=np.float32)
     if loaded.architecture == "encoder" and loaded.head == "none":

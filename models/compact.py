@@ -189,6 +189,8 @@ class LayerStore:
     full_scores: np.ndarray | None = None
     reason: str | None = None
     compute_dtype: str = "float32"  # the model's attention dtype: rebuilt in it (bfloat16 models round alike)
+    kv_index: np.ndarray | None = None  # int64 [heads]: kv head of each query head (physically pruned GQA)
+    has_scores: bool = True  # False: weights only (the model's own output_attentions, fallback path)
 
     @property
     def nbytes(self) -> int:
@@ -209,7 +211,8 @@ class LayerStore:
         group = self.n_heads // self.k.shape[0]
         dt = getattr(torch, self.compute_dtype)
         q = torch.from_numpy(self.q[hs][:, rows]).to(dt)  # [h, r, d]
-        k = torch.from_numpy(self.k[hs // group]).to(dt)  # [h, keys, d]: each head's own kv head
+        kv = hs // group if self.kv_index is None else self.kv_index[hs]
+        k = torch.from_numpy(self.k[kv]).to(dt)  # [h, keys, d]: each head's own kv head
         bias = None if self.bias is None else self.bias.rows(hs, rows, self.n_queries, self.n_keys)
         hidden = None
         if self.mask is not None and self.mask.kind != "none":
@@ -241,9 +244,9 @@ class LayerStore:
                 "n_keys": self.n_keys, "scaling": self.scaling, "softcap": self.softcap,
                 "mask": None if self.mask is None else self.mask.meta(),
                 "bias": None if self.bias is None else self.bias.kind, "reason": self.reason,
-                "compute_dtype": self.compute_dtype}
+                "compute_dtype": self.compute_dtype, "has_scores": self.has_scores}
         arrays = {}
-        for name in ("q", "k", "sinks", "full_weights", "full_scores"):
+        for name in ("q", "k", "sinks", "full_weights", "full_scores", "kv_index"):
             a = getattr(self, name)
             if a is not None:
                 arrays[f"{prefix}.{name}"] = a
@@ -264,18 +267,21 @@ class LayerStore:
                    sinks=arrays.get(f"{prefix}.sinks"), mask=mask, bias=bias,
                    full_weights=arrays.get(f"{prefix}.full_weights"),
                    full_scores=arrays.get(f"{prefix}.full_scores"), reason=meta.get("reason"),
-                   compute_dtype=meta.get("compute_dtype", "float32"))
+                   compute_dtype=meta.get("compute_dtype", "float32"), kv_index=arrays.get(f"{prefix}.kv_index"),
+                   has_scores=bool(meta.get("has_scores", True)))
 
     @classmethod
     def from_full(cls, weights: np.ndarray, scores: np.ndarray | None, reason: str) -> "LayerStore":
-        """A layer stored in full: weights float16 [heads, queries, keys], scores float16 or None."""
+        """A layer stored in full: weights float16 [heads, queries, keys], scores float16 or None
+        (then has_scores is False: log of the weights stands in, softmax(log w) = w)."""
         h, tq, tk = weights.shape
+        has_scores = scores is not None
         if scores is None:  # no scores: log of the weights is a valid pre-softmax score
             with np.errstate(divide="ignore"):
                 scores = np.log(weights.astype(np.float32)).astype(np.float16)
         return cls(mode="full", n_heads=h, n_queries=tq, n_keys=tk,
                    full_weights=np.asarray(weights, np.float16), full_scores=np.asarray(scores, np.float16),
-                   reason=reason)
+                   reason=reason, has_scores=has_scores)
 
 
 def softmax(scores: torch.Tensor, temperature: float = 1.0, sinks: torch.Tensor | None = None) -> torch.Tensor:
@@ -385,28 +391,31 @@ def _max_diff(store: LayerStore, weights: torch.Tensor) -> float:
 
 def record(query: torch.Tensor, key: torch.Tensor, weights: torch.Tensor, *, scaling: float,
            mask=None, position_bias=None, softcap=None, sinks=None, scores: torch.Tensor | None = None,
-           where: str = "", check: bool = True) -> tuple[LayerStore, LayerSummary]:
+           kv_index=None, where: str = "", check: bool = True) -> tuple[LayerStore, LayerSummary]:
     """Reduce one attention call (batch 1) to a checked LayerStore and its LayerSummary.
 
     query [1, heads, tq, d]; key [1, kv heads, tk, d] (not expanded); weights [1, heads, tq, tk]
     the model's softmax output; mask/position_bias as passed to the attention function; scores
     [1, heads, tq, tk] the pre-softmax scores the model used (kept only if the compact form fails).
     """
-    q, k, w = query[0].detach(), key[0].detach(), weights[0].detach()
+    q, k, w = query[0].detach().cpu(), key[0].detach().cpu(), weights[0].detach().cpu()
+    mask = None if mask is None else mask.detach().cpu()
+    position_bias = None if position_bias is None else position_bias.detach().cpu()
+    kv = None if kv_index is None else kv_index.detach().cpu().long().numpy().copy()
     h, tq, _ = q.shape
     tk = k.shape[1]
     allowed, bias = _allowed_and_bias(mask, position_bias, h, tq, tk)
     mask_spec = describe_mask(allowed)
     bias_spec = None if bias is None else describe_bias(bias, allowed)
     summary = summarise(w, mask_spec.allowed_count())
-    sink_arr = None if sinks is None else sinks.detach().float().reshape(-1).numpy().copy()
+    sink_arr = None if sinks is None else sinks.detach().float().cpu().reshape(-1).numpy().copy()
     reasons = []
     for dtype, mode in ((np.float16, "qk16"), (np.float32, "qk32")):
         store = LayerStore(mode=mode, n_heads=h, n_queries=tq, n_keys=tk,
                            q=q.float().numpy().astype(dtype), k=k.float().numpy().astype(dtype),
                            scaling=float(scaling), softcap=float(softcap) if softcap else None,
                            sinks=sink_arr, mask=mask_spec, bias=bias_spec,
-                           compute_dtype=str(q.dtype).replace("torch.", ""))
+                           compute_dtype=str(q.dtype).replace("torch.", ""), kv_index=kv)
         if not check:
             return store, summary
         diff = _max_diff(store, w)
@@ -416,5 +425,5 @@ def record(query: torch.Tensor, key: torch.Tensor, weights: torch.Tensor, *, sca
     reason = "compact form does not reproduce the model's weights (" + "; ".join(reasons) + \
         f" > {TOLERANCE:g}); stored in full"
     log.warning("attention capture %s: %s", where, reason)
-    full_scores = None if scores is None else scores[0].detach().half().numpy()
+    full_scores = None if scores is None else scores[0].detach().cpu().half().numpy()
     return LayerStore.from_full(w.half().numpy(), full_scores, reason), summary

@@ -131,6 +131,11 @@ class Block:
         return sum(x.nbytes for x in self.layers) + sum(np.asarray(v).nbytes for v in self.summary.values())
 
     @property
+    def has_scores(self) -> bool:
+        """Pre-softmax scores are known (False on the fallback path: weights only)."""
+        return all(x.has_scores for x in self.layers)
+
+    @property
     def modes(self) -> list[str]:
         """Storage mode per layer ("qk16", "qk32", "full")."""
         return [x.mode for x in self.layers]
@@ -159,8 +164,11 @@ class Block:
         return np.stack([self.layer_weights(i) for i in range(self.n_layers)])
 
     @property
-    def scores(self) -> np.ndarray:
-        """float32 [layers, heads, query, key]: pre-softmax scores, -inf where masked."""
+    def scores(self) -> np.ndarray | None:
+        """float32 [layers, heads, query, key]: pre-softmax scores, -inf where masked; None when the
+        block has none (fallback path: the model's own output_attentions)."""
+        if not self.has_scores:
+            return None
         return np.stack([x.scores().numpy() for x in self.layers])
 
     def metrics(self) -> dict[str, np.ndarray]:
@@ -311,7 +319,7 @@ class AttentionRun:
             row, scores = b.mean_weights(layer, temperature, rows)[0], None
         else:
             row = b.head_weights(layer, head, temperature, rows)[0]
-            scores = b.head_scores(layer, head, rows)[0]
+            scores = b.head_scores(layer, head, rows)[0] if b.has_scores else None
         order = metrics.top_k(row, k)
         return [(int(i), float(row[i]), None if scores is None else float(scores[i])) for i in order]
 
