@@ -234,3 +234,22 @@ def test_readme_table_says_what_the_matrix_measures(results):
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     ours = matrix.readme_verdicts(matrix.START + "\n" + matrix.markdown(list(results.values())) + "\n" + matrix.END)
     assert matrix.readme_verdicts(readme) == ours
+
+
+@pytest.mark.parametrize("family", ["GPT-Neo", "ALBERT"])
+def test_importance_gradients_reach_fallback_and_shared_gates(folders, family):
+    """Head importance (∂loss/∂gate) works through the output-projection hook (GPT-Neo, fallback) and
+    the call-order slots of a shared layer (ALBERT): every layer gets a gradient, and it equals
+    the finite difference of the loss in one gate."""
+    from models import importance
+
+    loaded = loader.load_folder(f"imp-{family}", folders(family))
+    batch = ["the cat sat on the mat", "a dog barked at the postman"]
+    grad, loss = importance.gate_gradients(loaded, batch)
+    assert grad.shape == (2, 4) and np.isfinite(loss) and (np.abs(grad).sum(axis=1) > 0).all()
+    eps = 1e-2
+    xi = torch.ones(2, 4)
+    xi[1, 2] += eps
+    with torch.inference_mode():
+        up, _ = importance.task_loss(loaded, batch, {"self": xi})
+    assert float(up) - loss == pytest.approx(grad[1, 2] * eps, rel=0.1, abs=1e-4)
