@@ -263,6 +263,7 @@ def select_path(loaded: LoadedModel) -> None:
     * every module found by name calls it once per forward: those blocks (BERT, Llama, BART, T5, ...);
     * a single-stack model whose callers have no `layer_idx` (DistilBERT, ALBERT's shared layer):
       layers in call order;
+    * only some of the modules found by name call it, or none: the fallback;
     * otherwise (DeBERTa-v2, MPNet, GPT-Neo, Falcon, BLOOM, ...): the fallback path, eager weights
       through output_attentions and gates on the output projection's input.
     Sets loaded.path, .blocks, .layers, .heads, .can_gate; raises ModelLoadError with the reason
@@ -284,8 +285,8 @@ def select_path(loaded: LoadedModel) -> None:
     kinds = interventions.block_kinds(model)
     if named and len(callers) == len(named) and {id(m) for m in callers} == {id(m) for m in named}:
         loaded.path, loaded.blocks = INTERFACE, {b: kinds[b] for b in by_name}
-    elif callers and loaded.architecture != "encoder-decoder":
-        interventions.forget(named)
+    elif callers and not named and loaded.architecture != "encoder-decoder":
+        # (modules found by name of which only some call us, a hybrid, take the fallback below)
         kind = _kind(loaded.architecture)
         interventions.assign_slots(callers, "self", kind)
         loaded.path, loaded.blocks = INTERFACE, {"self": kind}
