@@ -368,9 +368,9 @@ def _prune_llama(att: nn.Module, keep: list[int], gate: torch.Tensor) -> None:
 
 
 def _prune_fused_qkv(att: nn.Module, keep: list[int], gate: torch.Tensor) -> None:
-    """Phi-3 (qkv_proj rows: all queries | all keys | all values, grouped-query attention) and
-    GPT-NeoX (query_key_value rows: per head q | k | v). Phi-3 reads its head count from its
-    config, so a pruned layer gets its own copy of the config."""
+    """Phi-3 (qkv_proj rows: all queries | all keys | all values, grouped-query attention),
+    ModernBERT (Wqkv, the same without groups) and GPT-NeoX (query_key_value rows: per head
+    q | k | v). Phi-3 reads its head count from its config, so a pruned layer gets its own copy."""
     if isinstance(getattr(att, "qkv_proj", None), nn.Linear):  # Phi-3
         d, cfg = att.head_dim, att.config
         heads, kv_heads = cfg.num_attention_heads, att.num_key_value_heads
@@ -382,6 +382,12 @@ def _prune_fused_qkv(att: nn.Module, keep: list[int], gate: torch.Tensor) -> Non
         att.config = copy.copy(cfg)
         att.config.num_attention_heads = len(keep)
         _set_groups(att, kv_new, len(keep), len(kv_keep))
+    elif isinstance(getattr(att, "Wqkv", None), nn.Linear):  # ModernBERT: rows [3, heads, head_dim]
+        d = att.head_dim
+        heads = att.Wqkv.out_features // (3 * d)
+        idx = _head_index(keep, d)
+        att.Wqkv = _rows(att.Wqkv, torch.cat([idx, heads * d + idx, 2 * heads * d + idx]))
+        _fold_output(att, "Wo", keep, d, gate)
     else:  # GPT-NeoX
         d = att.head_size
         att.query_key_value = _rows(att.query_key_value, _head_index(keep, 3 * d))
@@ -391,7 +397,8 @@ def _prune_fused_qkv(att: nn.Module, keep: list[int], gate: torch.Tensor) -> Non
 def _fused_ok(att) -> bool:
     name = type(att).__name__
     return (name == "Phi3Attention" and isinstance(getattr(att, "qkv_proj", None), nn.Linear)) or \
-        (name == "GPTNeoXAttention" and isinstance(getattr(att, "query_key_value", None), nn.Linear))
+        (name == "GPTNeoXAttention" and isinstance(getattr(att, "query_key_value", None), nn.Linear)) or \
+        (name == "ModernBertAttention" and isinstance(getattr(att, "Wqkv", None), nn.Linear))
 
 
 def _is_bert_like(att, parent) -> bool:
@@ -409,12 +416,13 @@ def physically_prune(loaded, mask, *, block: str | None = None) -> PrunedModel:
 
     mask float32 [L,H] over the main block: heads at 0 are removed (rows of Q/K/V and their
     biases, input columns of the output projection); kept heads with a gate other than 1 get it
-    folded into their value projection, so the copy computes what the masked model computes
+    folded into their value projection (BERT, GPT-2) or their output-projection columns (the
+    others: a grouped value head is shared), so the copy computes what the masked model computes
     (up to float summation order). Layers with every head pruned keep one zero head (see
     PrunedModel). Supports BERT-family encoders (BertSelfAttention-style query/key/value +
     output.dense: BERT, MiniLM, RoBERTa, ELECTRA, ...), GPT-2, separate q/k/v + output projections
-    with grouped-query attention (Llama-style, see `_prune_llama`) and the fused Phi-3 / GPT-NeoX
-    layouts (`_prune_fused_qkv`); anything else raises
+    with grouped-query attention (Llama-style, see `_prune_llama`) and the fused Phi-3 /
+    ModernBERT / GPT-NeoX layouts (`_prune_fused_qkv`); anything else raises
     NotImplementedError with the reason. Models on the fallback path (no slots) are refused too.
     `loaded` is not modified.
     """
@@ -457,7 +465,7 @@ def physically_prune(loaded, mask, *, block: str | None = None) -> PrunedModel:
             why = _llama_refusal(att) if hasattr(att, "q_proj") else "an attention layout it does not know"
             raise NotImplementedError(
                 f"physical pruning supports BERT-family encoders, GPT-2, separate q/k/v and output "
-                f"projections (Llama-style, grouped-query too) and the fused Phi-3 / GPT-NeoX layouts; "
+                f"projections (Llama-style, grouped-query too) and the fused Phi-3 / ModernBERT / GPT-NeoX layouts; "
                 f"{type(att).__name__} of model {loaded.name!r} has {why} "
                 f"(use the head mask instead: it needs no surgery)")
         kept.append(tuple(h for h in keep if m[layer, h] != 0))
