@@ -334,7 +334,8 @@ def _set_groups(att: nn.Module, kv_new: list[int], n_keep: int, n_kv: int) -> No
     else:
         att.num_key_value_groups = 1
         setattr(att, interventions.KV_INDEX, torch.tensor(kv_new, dtype=torch.long))
-    for attr, value in (("num_heads", n_keep), ("n_heads", n_keep), ("num_key_value_heads", n_kv)):
+    for attr, value in (("num_heads", n_keep), ("n_heads", n_keep), ("num_attention_heads", n_keep),
+                        ("num_key_value_heads", n_kv)):
         if isinstance(getattr(att, attr, None), int):
             setattr(att, attr, value)
 
@@ -423,7 +424,8 @@ def physically_prune(loaded, mask, *, block: str | None = None) -> PrunedModel:
     output.dense: BERT, MiniLM, RoBERTa, ELECTRA, ...), GPT-2, separate q/k/v + output projections
     with grouped-query attention (Llama-style, see `_prune_llama`) and the fused Phi-3 /
     ModernBERT / GPT-NeoX layouts (`_prune_fused_qkv`); anything else raises
-    NotImplementedError with the reason. Models on the fallback path (no slots) are refused too.
+    NotImplementedError with the reason. On the fallback path the attention module of a layer is
+    the parent of its gated output projection (GPT-Neo, GPT-J).
     `loaded` is not modified.
     """
     block = block or next(iter(loaded.blocks))
@@ -431,14 +433,12 @@ def physically_prune(loaded, mask, *, block: str | None = None) -> PrunedModel:
     m = np.asarray(mask, dtype=np.float32)
     if m.shape != (L, H):
         raise ValueError(f"mask has shape {m.shape}, expected {(L, H)}")
-    if getattr(loaded, "path", None) == "fallback":
-        raise NotImplementedError(f"physical pruning is not available for model {loaded.name!r}: its attention "
-                                  "modules bypass the dashboard's attention function (use the head mask instead)")
+    fallback = getattr(loaded, "path", None) == "fallback"  # slots sit on the output projections
     names = {}
     for name, module in loaded.model.named_modules():
         slot = interventions._slot(module)
         if slot is not None and slot.block == block:
-            names[slot.layer] = name
+            names[slot.layer] = name.rsplit(".", 1)[0] if fallback and "." in name else name
     if sorted(names) != list(range(L)):
         raise NotImplementedError(f"physical pruning is not available for model {loaded.name!r}: block {block!r} "
                                   f"does not have one attention module per layer (layers share weights)")
