@@ -86,9 +86,9 @@ class LoadedModel:
                        "projection's input. Off for this model (they need pre-softmax scores): "
                        f"{', '.join(SCORE_FEATURES)}.")
         if self.has_sinks:
-            out.append("This model adds a learned sink logit per head to the softmax (rows sum to less than "
-                       "1): the weights shown are exact; a temperature other than 1 re-applies softmax to the "
-                       "scores without the sinks.")
+            out.append("This model adds a learned sink logit per head to the softmax (GPT-OSS style), so a "
+                       "row of weights sums to less than 1 (the rest went to the sink); the temperature "
+                       "divides the sink logit too.")
         if not self.can_gate:
             out.append("Head masking and pruning are off for this model: its output projection could not be "
                        "matched to its layers.")

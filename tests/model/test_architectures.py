@@ -253,3 +253,10 @@ def test_importance_gradients_reach_fallback_and_shared_gates(folders, family):
     with torch.inference_mode():
         up, _ = importance.task_loss(loaded, batch, {"self": xi})
     assert float(up) - loss == pytest.approx(grad[1, 2] * eps, rel=0.1, abs=1e-4)
+
+
+def test_sink_model_says_rows_sum_below_one(folders):
+    loaded = loader.load_folder("oss-note", folders("GPT-OSS"))
+    assert loaded.has_sinks and any("sink" in n for n in loaded.notes)
+    w = attention.extract(loaded, "the cat sat on the mat").main.weights.astype(np.float32)  # [L,H,T,T]
+    assert (w.sum(-1) < 1 - 1e-3).any()
