@@ -20,8 +20,7 @@ def run_of(store: dict | None):
 
 def register(app) -> None:
     @app.callback(
-        Output(ids.HEATMAP_PAYLOAD, "data"), Output(ids.HEATMAP_TITLE, "children"),
-        Output(ids.STATS, "children"), Output(ids.TEMPERATURE_NOTE, "children"),
+        Output(ids.HEATMAP_PAYLOAD, "data"), Output(ids.TEMPERATURE_NOTE, "children"),
         Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"),
         Input(ids.TEMPERATURE, "value"), Input(ids.COLOR_SCALE, "value"), Input(ids.SHOW_VALUES, "value"),
         Input(ids.COLOR_STRETCH, "value"), Input(ids.POOL, "value"), Input(ids.HEATMAP_WINDOW, "data"),
@@ -30,16 +29,17 @@ def register(app) -> None:
     @guarded("drawing the heatmap")
     def heatmap(store, block, layer, slider, color_scale, show_values, stretch, pool, window, fetch, head):
         # the head is a State: a head the browser already holds is drawn there (assets/heatmap.js);
-        # one it lacks comes through the fetch store
+        # one it lacks comes through the fetch store. The title and stats are written with the
+        # figure, by the same clientside draw, so they never describe another view than the one drawn
         p = panels.heatmap_payload(run_of(store), block, layer, head, slider, color_scale, show_values,
                                    stretch, pool, window)
-        return p["payload"], p["title"], cards.stats_cards(p["stats"]), p["note"]
+        return p["payload"], p["note"]
 
     app.clientside_callback(
         ClientsideFunction("heatmap", "draw"),
         Output(ids.HEATMAP, "figure"), Output(ids.HEATMAP_FETCH, "data"),
-        Output(ids.HEATMAP_TITLE, "children", allow_duplicate=True),
-        *[Output(ids.stat_value(k), "children", allow_duplicate=True) for k in cards.STAT_LABELS],
+        Output(ids.HEATMAP_TITLE, "children"),
+        *[Output(ids.stat_value(k), "children") for k in cards.STAT_LABELS],
         Input(ids.HEATMAP_PAYLOAD, "data"), Input(ids.HEAD, "value"),
         prevent_initial_call=True,
     )
