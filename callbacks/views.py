@@ -37,10 +37,14 @@ def register(app) -> None:
 
     app.clientside_callback(
         ClientsideFunction("heatmap", "draw"),
-        Output(ids.HEATMAP, "figure"), Output(ids.HEATMAP_FETCH, "data"),
-        Output(ids.HEATMAP_TITLE, "children"),
+        Output(ids.HEATMAP, "figure"), Output(ids.HEATMAP_TITLE, "children"),
         *[Output(ids.stat_value(k), "children") for k in cards.STAT_LABELS],
         Input(ids.HEATMAP_PAYLOAD, "data"), Input(ids.HEAD, "value"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction("heatmap", "fetchHead"),
+        Output(ids.HEATMAP_FETCH, "data"), Input(ids.HEAD, "value"), State(ids.HEATMAP_PAYLOAD, "data"),
         prevent_initial_call=True,
     )
     app.clientside_callback(
