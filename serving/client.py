@@ -5,7 +5,7 @@ It sends what dash-renderer sends: request bodies are built from the app's own c
 replayed request is a real one (same output string, inputs, state and changedPropIds).
 
     c = DashClient.http("http://127.0.0.1:8050")       # or DashClient.flask(app.server.test_client())
-    cb = c.callback_for("heatmap-graph.figure")        # the callback that writes this output
+    cb = c.callback_for("heatmap-payload.data")        # the callback that writes this output
     body = c.body(cb, {"text-input.value": "The cat sat."}, changed=["run-button.n_clicks"])
     status, data = c.post(body)                        # data["response"][id][prop] on success
     c.call(cb, values, changed) -> (status, data)      # follows background callbacks to the end
@@ -287,7 +287,7 @@ class Session:
         s = Session(client)                                   # props from the initial layout
         s.change({"text-input.value": "...", "run-button.n_clicks": 1}, trigger=["run-button.n_clicks"])
         s.change({"head-dropdown.value": "3"})                # a head switch: every callback it sets off
-        s.calls -> [(output, status, bytes, seconds)]; s.values["heatmap-graph.figure"]
+        s.calls -> [(output, status, bytes, seconds)]; s.values["heatmap-payload.data"]
     """
 
     def __init__(self, client: DashClient, values: dict | None = None, max_calls: int = 40):

@@ -111,10 +111,10 @@ def test_kill_9_during_a_model_run_worker_respawns_and_retry_succeeds(shared_ser
     want = expected_summary(text)
     assert store["summary"]["source_tokens"] == want["source_tokens"] and len(want["source_tokens"]) == 512
     assert store["summary"]["blocks"] == want["blocks"] and store["summary"]["truncations"]
-    heat = retry.callback_for("heatmap-graph.figure")
+    heat = retry.callback_for("heatmap-payload.data")
     status, data = retry.post(retry.body(heat, {"run-store.data": store, "layer-dropdown.value": "0",
                                                 "head-dropdown.value": "0"}, ["run-store.data"]))
-    assert status == 200 and response_value(data, "heatmap-graph", "figure")["data"]
+    assert status == 200 and response_value(data, "heatmap-payload", "data")["matrix"]
     assert verify_cache(srv.cache_dir)["corrupt"] == 0
     assert get_json(srv.url + "/healthz")[0] == 200
 
@@ -127,7 +127,7 @@ def test_truncated_cache_entry_is_recomputed(shared_server):
     tab = Session(DashClient.http(srv.url))
     tab.change({"text-input.value": text, "run-button.n_clicks": 1}, trigger=["run-button.n_clicks"])
     assert not tab.errors
-    figure_before = tab.values["heatmap-graph.figure"]
+    figure_before = tab.values["heatmap-payload.data"]
     entry = _entry_file(srv.cache_dir, text)
     files = [entry]
     for f in files:
@@ -143,7 +143,7 @@ def test_truncated_cache_entry_is_recomputed(shared_server):
 
     tab.change({"head-dropdown.value": tab.values["head-dropdown.value"]})  # redraw from the run store
     assert not tab.errors
-    assert tab.values["heatmap-graph.figure"] == figure_before
+    assert tab.values["heatmap-payload.data"] == figure_before
     log = srv.log_text(log_from)
     assert "discarding unreadable entry" in log and "Traceback" not in log
     check = verify_cache(srv.cache_dir)
@@ -174,7 +174,7 @@ def _run_and_check_page(srv, text: str) -> Session:
     tab.change({"text-input.value": text, "run-button.n_clicks": 1}, trigger=["run-button.n_clicks"])
     assert not tab.errors, tab.errors
     assert tab.values["run-store.data"]["request"]["text"] == text
-    assert tab.values["heatmap-graph.figure"]["data"]
+    assert tab.values["heatmap-payload.data"]["matrix"]
     assert not tab.values.get("status-alert.is_open"), tab.values.get("status-alert.children")
     # a second action on the same run works too (no cache to read it back from)
     tab.change({"head-dropdown.value": "0"})

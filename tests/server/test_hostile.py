@@ -66,7 +66,7 @@ def test_empty_text_message_and_view_kept(tab, text):
     assert not tab.errors
     assert "empty" in _message(tab).lower() and GENERIC not in _message(tab)
     assert tab.values["run-store.data"] == before["run-store.data"]
-    assert tab.values["heatmap-graph.figure"] == before["heatmap-graph.figure"]
+    assert tab.values["heatmap-payload.data"] == before["heatmap-payload.data"]
 
 
 @pytest.mark.parametrize("name", sorted(VALID_ODD_TEXTS))
@@ -79,7 +79,7 @@ def test_odd_but_valid_text_runs_and_is_shown_as_text(tab, name):
     assert store["request"]["text"] == text  # kept as data, exactly
     assert len(store["summary"]["source_tokens"]) >= 3
     # token labels reach Plotly escaped: its SVG text never sees a tag it could act on
-    heat = tab.values["heatmap-graph.figure"]
+    heat = tab.values["heatmap-payload.data"]["figure"]
     for axis in ("xaxis", "yaxis"):
         labels = json.dumps(heat["layout"].get(axis, {}).get("ticktext", []))
         assert "<script" not in labels and "<img" not in labels
@@ -198,7 +198,7 @@ def test_nothing_read_from_the_cache_is_unpickled(tab, monkeypatch):
     _run(tab, GOOD)
     assert not tab.errors and GENERIC not in _message(tab)
     tab.change({"head-dropdown.value": "2"})
-    assert not tab.errors and tab.values["heatmap-graph.figure"]["data"]
+    assert not tab.errors and tab.values["heatmap-payload.data"]["matrix"]["b64"]
 
 
 @pytest.mark.browser
