@@ -4,9 +4,11 @@
  *
  *   decode(matrix, index)       -> rows x cols array of numbers (null = masked), matrix index `index`
  *   draw(payload, head, run, block, layer)
- *                               -> [figure, fetch, title, note, 5 stat values]: a head the payload holds
- *                                  (a whole layer when it is short) is drawn with NO request; any
- *                                  other head writes the fetch store, which asks the server for it
+ *                               -> [figure, title, note, 5 stat values]: a head the payload holds
+ *                                  (a whole layer when it is short) is drawn with NO request; an
+ *                                  answer for another run, block or layer than the page shows now
+ *                                  is dropped (assets/consistency.js current)
+ *   fetchHead(head, payload)    -> the fetch store for a head the payload lacks (the server sends it)
  *   windowFromZoom(relayout, figure) -> the window store after a box-zoom on an overview
  *                                  ({q0, q1, k0, k1} in shown rows/columns), null after a
  *                                  double-click on a window, no_update otherwise
@@ -46,17 +48,28 @@
         return z;
     }
 
+    function wanted(payload, head) {
+        return head === null || head === undefined ? payload.heads[0] : String(head);
+    }
+
+    /* Input head, State payload: a head the payload lacks (a long text sends one head) is asked
+       of the server through the fetch store; otherwise nothing (draw shows it). Kept apart from
+       draw so that payload -> draw -> fetch -> payload is not a cycle. */
+    function fetchHead(head, payload) {
+        if (!payload || !payload.heads) { return NU(); }
+        var want = wanted(payload, head);
+        return payload.heads.indexOf(want) < 0 ? {head: want, layer: payload.layer, n: Date.now()} : NU();
+    }
+
     function draw(payload, head, run, block, layer) {
-        var none = [NU(), NU(), NU(), NU()].concat(STATS.map(NU));
+        var none = [NU(), NU(), NU()].concat(STATS.map(NU));
         if (!payload || !payload.figure || !payload.matrix) { return none; }
         // an answer for another run, block or layer than the page shows now: dropped, never drawn
         var view = window.dash_clientside.view;
         if (view && !view.current(payload.view, run, block, layer, null)) { return none; }
-        var want = head === null || head === undefined ? payload.heads[0] : String(head);
+        var want = wanted(payload, head);
         var i = payload.heads.indexOf(want);
-        if (i < 0) {  // not in the payload (a long text sends one head): ask the server for it
-            return [NU(), {head: want, layer: payload.layer, n: Date.now()}, NU(), NU()].concat(STATS.map(NU));
-        }
+        if (i < 0) { return none; }  // being fetched (fetchHead)
         var fig = {data: payload.figure.data.slice(), layout: Object.assign({}, payload.figure.layout)};
         var trace = Object.assign({}, fig.data[0]);
         trace.z = decode(payload.matrix, i);
@@ -69,7 +82,7 @@
         if (payload.view) { meta.view = Object.assign({}, payload.view, {head: want}); }
         fig.layout.meta = meta;
         var stats = (payload.stats && payload.stats[i]) || {};
-        return [fig, NU(), payload.titles[i], payload.note || ""].concat(STATS.map(function (k) {
+        return [fig, payload.titles[i], payload.note || ""].concat(STATS.map(function (k) {
             return stats[k] === undefined ? NU() : stats[k];
         }));
     }
@@ -97,5 +110,5 @@
     }
 
     window.dash_clientside = window.dash_clientside || {};
-    window.dash_clientside.heatmap = {decode: decode, draw: draw, windowFromZoom: windowFromZoom};
+    window.dash_clientside.heatmap = {decode: decode, draw: draw, fetchHead: fetchHead, windowFromZoom: windowFromZoom};
 }());

@@ -137,6 +137,15 @@ def bench_llama_child(reps: int) -> dict:
     params = sum(p.numel() for p in model.parameters())
     loaded = loader.wrap("bench-llama-1b", model, tok, fingerprint="bench-llama-1b")
     rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GiB (ru_maxrss is KiB)
+    if reps < 0:  # peak RSS of one captured run alone (no bare forward in this process)
+        from models import attention
+
+        t0 = time.perf_counter()
+        run = attention.extract(loaded, _text(tok, 2048))
+        return {"tokens": len(run.source_tokens), "cold_ms": 1000 * (time.perf_counter() - t0),
+                "modes": sorted(set(run.main.modes)), "disk_mb": _blob_bytes(run) / 2**20,
+                "peak_rss_gib_after_build": rss_model,
+                "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
     out, run = cold_vs_bare(loaded, _text(tok, 2048), reps)
     out.update(params=params, dtype="bfloat16", build_s=build_s, peak_rss_gib_after_build=rss_model,
                peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
@@ -144,6 +153,7 @@ def bench_llama_child(reps: int) -> dict:
 
 
 def bench_llama(reps: int) -> dict:
+    """reps >= 0: cold vs bare interleaved (peak RSS of both); reps -1: the captured run alone."""
     cmd = [sys.executable, __file__, "--child-llama", "--reps", str(reps)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, cwd=ROOT)
     if res.returncode != 0:
@@ -190,9 +200,9 @@ def bench_switch() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="minilm,gpt2,switch,llama")
+    ap.add_argument("--only", default="minilm,gpt2,switch,llama,llama_rss")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--child-llama", action="store_true")
+    ap.add_argument("--child-llama", action="store_true")  # --reps -1: one captured run alone (peak RSS)
     args = ap.parse_args()
     if args.child_llama:
         print(json.dumps(bench_llama_child(args.reps)))
@@ -200,7 +210,8 @@ def main() -> None:
     only = args.only.split(",")
     res = {}
     for name, fn in (("minilm", lambda: bench_minilm(args.reps)), ("gpt2", lambda: bench_gpt2(args.reps)),
-                     ("switch", bench_switch), ("llama", lambda: bench_llama(max(1, args.reps - 2)))):
+                     ("switch", bench_switch), ("llama", lambda: bench_llama(max(1, args.reps - 2))),
+                     ("llama_rss", lambda: bench_llama(-1))):
         if name in only:
             t0 = time.perf_counter()
             res[name] = fn()

@@ -29,7 +29,8 @@ def register(app) -> None:
     @guarded("drawing the heatmap")
     def heatmap(store, block, layer, slider, color_scale, show_values, stretch, pool, window, fetch, head):
         # the head is a State: a head the browser already holds is drawn there (assets/heatmap.js);
-        # one it lacks comes through the fetch store
+        # one it lacks comes through the fetch store. The title and stats are written with the
+        # figure, by the same clientside draw, so they never describe another view than the one drawn
         p = panels.heatmap_payload(run_of(store), block, layer, head, slider, color_scale, show_values,
                                    stretch, pool, window)
         return dict(p["payload"], note=p["note"])
@@ -37,11 +38,16 @@ def register(app) -> None:
     # title, stats and note come with the payload, so they never name another view than the figure
     app.clientside_callback(
         ClientsideFunction("heatmap", "draw"),
-        Output(ids.HEATMAP, "figure"), Output(ids.HEATMAP_FETCH, "data"),
-        Output(ids.HEATMAP_TITLE, "children"), Output(ids.TEMPERATURE_NOTE, "children"),
+        Output(ids.HEATMAP, "figure"), Output(ids.HEATMAP_TITLE, "children"),
+        Output(ids.TEMPERATURE_NOTE, "children"),
         *[Output(ids.stat_value(k), "children") for k in cards.STAT_LABELS],
         Input(ids.HEATMAP_PAYLOAD, "data"), Input(ids.HEAD, "value"),
         State(ids.RUN, "data"), State(ids.BLOCK, "value"), State(ids.LAYER, "value"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction("heatmap", "fetchHead"),
+        Output(ids.HEATMAP_FETCH, "data"), Input(ids.HEAD, "value"), State(ids.HEATMAP_PAYLOAD, "data"),
         prevent_initial_call=True,
     )
     app.clientside_callback(

@@ -188,9 +188,11 @@ def _masked(block, q_pos: np.ndarray, k_pos: np.ndarray) -> np.ndarray | None:
     return k_pos[None, :] > q_pos[:, None] + (block.n_keys - block.n_queries)
 
 
-def _pooled(run: AttentionRun, name: str, layer: int, head, t: float, q_pos, k_pos, f: int, pool: str):
+def _pooled(run: AttentionRun, name: str, layer: int, head, t: float, q_pos, k_pos, f: int, pool: str,
+            acc: dict | None = None):
     """float32 [ceil(rows/f), ceil(cols/f)]: block max / mean of one head (or the head mean) over
-    f x f token blocks, rebuilt a few block rows at a time (memory: f*64 rows x keys)."""
+    f x f token blocks, rebuilt a few block rows at a time (memory: f*64 rows x keys).
+    acc: a dict that gathers the head's stats in the same pass (see _stats_of)."""
     b = run.block(name)
     nr, nc = math.ceil(len(q_pos) / f), math.ceil(len(k_pos) / f)
     out = np.empty((nr, nc), np.float32)
@@ -198,6 +200,8 @@ def _pooled(run: AttentionRun, name: str, layer: int, head, t: float, q_pos, k_p
     for a in range(0, len(q_pos), chunk):
         rows = q_pos[a:a + chunk]
         w = head_weights(run, name, layer, head, t, rows)[:, k_pos]  # [chunk rows, cols]
+        if acc is not None:
+            _accumulate(acc, w)
         m = _masked(b, rows, k_pos)
         if m is not None:
             w[m] = np.nan
@@ -251,7 +255,8 @@ def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, 
             "view": view_stamp(run, _block_value(block, name), layer)}
     if max(len(q_pos), len(k_pos)) > EXACT_MAX_TOKENS:  # ---- overview, pooled
         f = math.ceil(max(len(q_pos), len(k_pos)) / POOL_CELLS)
-        values = _pooled(run, name, layer, head, t, q_pos, k_pos, f, pool)
+        acc = None if win else {}
+        values = _pooled(run, name, layer, head, t, q_pos, k_pos, f, pool, acc)
         enc = transport.encode(values[None], bits=8)
         detail = transport.step_text(enc["step"], 8)
         zmax = stretched_zmax(values[np.isfinite(values)]) if stretch else None
@@ -264,7 +269,7 @@ def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, 
         note = " ".join(x for x in (note, f"{len(q_pos)} × {len(k_pos)} tokens: overview of {f}×{f}-token "
                                     f"blocks, block {pool} ({detail}). Box-zoom to fetch exact values of a "
                                     f"window; double-click for the whole {what}.") if x)
-        stats = _stats_of(run, name, layer, head, t, q_all, k_all)
+        stats = _stats_of(run, name, layer, head, t, q_all, k_all, acc=acc)
         return {"payload": dict(base, figure=_strip(fig), matrix=enc, heads=[str(head)], mode="pooled",
                                 titles=[title], stats=[stats], zmax=[None]),
                 "title": title, "stats": stats, "note": note}
@@ -324,8 +329,17 @@ def head_figure(run: AttentionRun, name: str, layer: int, head, pair, t: float, 
                     query_offset=int(q_pos[0]) if len(q_pos) else 0, key_offset=int(k_pos[0]) if len(k_pos) else 0)
 
 
-def _stats_of(run, name, layer, head, t, q_pos, k_pos, full=None) -> dict:
-    """head_stats for the whole shown head, rebuilt in row chunks when not given (long texts)."""
+def _accumulate(acc: dict, w: np.ndarray) -> None:
+    """Add rows w [rows, shown keys] of a head to its running stats."""
+    acc["ent"] = acc.get("ent", 0.0) + float(metrics.row_entropy(w).sum())
+    acc["max"] = max(acc.get("max", 0.0), float(w.max()) if w.size else 0.0)
+    acc["col"] = acc.get("col", 0.0) + w.sum(0, dtype=np.float64)
+    acc["sink"] = acc.get("sink", 0.0) + float(w[:, 0].sum())
+
+
+def _stats_of(run, name, layer, head, t, q_pos, k_pos, full=None, acc: dict | None = None) -> dict:
+    """head_stats for the whole shown head: from `full`, from stats gathered while pooling (`acc`),
+    or rebuilt in row chunks (long texts)."""
     b = run.block(name)
     keys = run.tokens(b.key_side)
     n_q, n_k = len(q_pos), len(k_pos)
@@ -333,15 +347,12 @@ def _stats_of(run, name, layer, head, t, q_pos, k_pos, full=None) -> dict:
         w = full[np.ix_(q_pos, k_pos)]
         s = metrics.stats(w)
     else:
-        ent, mx, col, sink = 0.0, 0.0, np.zeros(n_k, np.float64), 0.0
-        for a in range(0, n_q, 256):
-            w = head_weights(run, name, layer, head, t, q_pos[a:a + 256])[:, k_pos]
-            ent += float(metrics.row_entropy(w).sum())
-            mx = max(mx, float(w.max()))
-            col += w.sum(0)
-            sink += float(w[:, 0].sum())
-        s = {"entropy": ent / max(1, n_q), "max_weight": mx, "most_attended": int(np.argmax(col)),
-             "sink": sink / max(1, n_q)}
+        if not acc:
+            acc = {}
+            for a in range(0, n_q, 256):
+                _accumulate(acc, head_weights(run, name, layer, head, t, q_pos[a:a + 256])[:, k_pos])
+        s = {"entropy": acc["ent"] / max(1, n_q), "max_weight": acc["max"],
+             "most_attended": int(np.argmax(acc["col"])), "sink": acc["sink"] / max(1, n_q)}
     tokens = str(n_q) if n_q == n_k and b.query_side == b.key_side else f"{n_q} → {n_k}"
     most = int(k_pos[s["most_attended"]])
     return {"tokens": tokens, "entropy": f"{s['entropy']:.2f}", "max_weight": f"{s['max_weight']:.2f}",

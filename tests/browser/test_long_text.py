@@ -93,6 +93,23 @@ def test_long_text_overview_zoom_and_hover(page):
     P.until(lambda: P.shapes(page, ids.HEATMAP, "hover"), what="the hover cross")
     assert P.requests_sent(page) == 0
 
+    # a head switch at 2,048 tokens: one head's overview is fetched; everything the page receives
+    # for the switch (every panel's responses) stays under 1 MB
+    P.js(page, "performance.clearResourceTimings(); performance.setResourceTimingBufferSize(10000);")
+    P.select(page, ids.HEAD, "3")
+    P.until(lambda: P.heatmap_meta(page).get("head") == 3 and P.heatmap_meta(page).get("pooled"), 60,
+            what="head 3's overview")
+    got = P.heatmap_z(page)
+    want = _pooled_max(run.head_weights(LAYER, 3).astype(np.float64), f)
+    ok = ~np.isnan(want)
+    np.testing.assert_allclose(got[ok], want[ok], atol=np.nanmax(want) / 254 / 2 + 1e-6)
+    received = P.js(page, "return performance.getEntriesByType('resource')"
+                          ".filter(e => e.name.indexOf('_dash-update-component') >= 0)"
+                          ".map(e => [e.encodedBodySize, e.decodedBodySize]);")
+    assert received and sum(e[0] for e in received) <= 1_000_000, received
+    print(f"head switch at 2,048 tokens: {len(received)} responses, {sum(e[0] for e in received)} B received, "
+          f"{sum(e[1] for e in received)} B decoded")
+
     # box-zoom (a plotly relayout, as the zoom tool makes): the exact window is fetched
     P.js(page, P.GD + " Plotly.relayout(g, {'xaxis.range[0]': 9.5, 'xaxis.range[1]': 19.5, "
                       "'yaxis.range[0]': 39.5, 'yaxis.range[1]': 29.5});", ids.HEATMAP)

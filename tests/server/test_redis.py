@@ -179,7 +179,7 @@ def test_background_job_runs_on_a_celery_worker_through_redis(redis_url, celery_
     keys = redis_lib.Redis.from_url(redis_url).keys("attn:run:*")
     assert len(keys) == 1
     meta, arrays = run_cache.decode_run(redis_lib.Redis.from_url(redis_url).get(keys[0]))
-    # compact runs: per layer the queries and keys [heads, T, d], per-head summaries [layers, heads, ...]
-    assert meta["text"] == TEXT and arrays["block0.L0.q"].shape[0] == 12 and "block0.L5.k" in arrays
+    assert meta["text"] == TEXT and arrays["block0.entropy"].shape[:2] == (6, 12)  # compact: summaries + Q/K
+    assert len(meta["blocks"][0]["layers"]) == 6 and "block0.L5.k" in arrays
     # nothing of this run was written to the web server's disk cache
     assert not list((tmp_path / "celery-cache").glob("**/*.val"))

@@ -84,6 +84,9 @@ def test_long_view_is_a_pooled_overview_and_a_window_is_exact(monkeypatch):
     np.testing.assert_allclose(got[ok], expect[ok], atol=pay["matrix"]["step"] / 2 + 1e-6)
     assert fig["data"][0]["y"][2] == "10–14" and "block mean" in fig["data"][0]["hovertemplate"]
     assert "block mean" in p["note"]
+    # the stats gathered while pooling equal those of the whole head
+    every = np.arange(40)
+    assert p["stats"] == panels._stats_of(run, "self", 1, 0, 1.0, every, every, full=run.head_weights(1, 0))
     # a box-zoom window (what assets/heatmap.js writes) -> the exact values of that window
     win = {"q0": 20, "q1": 30, "k0": 5, "k1": 15, "uirevision": pay["uirevision"]}
     pw = panels.heatmap_payload(run, "self", 1, 0, 0, "accent", "auto", window=win)["payload"]
