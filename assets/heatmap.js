@@ -109,6 +109,35 @@
                 uirevision: m.uirevision};
     }
 
+    /* Labels follow the zoom: a long heatmap labels every n-th token on its overlay axes (x2/y2);
+       after a zoom or pan the overlay ticks are recomputed for the visible range, so a window of
+       up to MAX_LABELS tokens has every token labelled (the full labels sit, hidden, on x/y). */
+    var MAX_LABELS = 60;
+
+    function visibleTicks(all, range) {
+        var lo = Math.max(0, Math.ceil(Math.min(range[0], range[1]))),
+            hi = Math.min(all.length - 1, Math.floor(Math.max(range[0], range[1])));
+        var step = Math.max(1, Math.ceil((hi - lo + 1) / MAX_LABELS));
+        var vals = [], text = [];
+        for (var i = lo; i <= hi; i += step) { vals.push(i); text.push(all[i]); }
+        return [vals, text];
+    }
+
+    function labelsFollowZoom(relayout) {
+        if (!relayout || !window.Plotly) { return; }
+        var moved = Object.keys(relayout).some(function (k) { return /^[xy]axis\.(range|autorange)/.test(k); });
+        if (!moved) { return; }
+        var el = document.getElementById("heatmap-graph");
+        var g = el && (el.classList.contains("js-plotly-plot") ? el : el.querySelector(".js-plotly-plot"));
+        if (!g || !g.layout || !g.layout.xaxis2 || !g._fullLayout) { return; }
+        var fl = g._fullLayout;
+        var x = visibleTicks(g.layout.xaxis.ticktext || [], fl.xaxis.range);
+        var y = visibleTicks(g.layout.yaxis.ticktext || [], fl.yaxis.range);
+        window.Plotly.relayout(g, {"xaxis2.tickvals": x[0], "xaxis2.ticktext": x[1],
+                                   "yaxis2.tickvals": y[0], "yaxis2.ticktext": y[1]});
+    }
+
     window.dash_clientside = window.dash_clientside || {};
-    window.dash_clientside.heatmap = {decode: decode, draw: draw, fetchHead: fetchHead, windowFromZoom: windowFromZoom};
+    window.dash_clientside.heatmap = {decode: decode, draw: draw, fetchHead: fetchHead, windowFromZoom: windowFromZoom,
+                                      labelsFollowZoom: labelsFollowZoom};
 }());

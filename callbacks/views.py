@@ -50,6 +50,8 @@ def register(app) -> None:
         Output(ids.HEATMAP_FETCH, "data"), Input(ids.HEAD, "value"), State(ids.HEATMAP_PAYLOAD, "data"),
         prevent_initial_call=True,
     )
+    app.clientside_callback(ClientsideFunction("heatmap", "labelsFollowZoom"), Input(ids.HEATMAP, "relayoutData"),
+                            prevent_initial_call=True)
     app.clientside_callback(
         ClientsideFunction("heatmap", "windowFromZoom"),
         Output(ids.HEATMAP_WINDOW, "data"), Input(ids.HEATMAP, "relayoutData"), State(ids.HEATMAP, "figure"),

@@ -81,3 +81,22 @@ def test_layer_changed_when_the_heatmap_appears_moves_every_panel(page):
     assert page.find_element(f"#{ids.LAYER}").get_attribute("value") == "4"
     until(lambda: "layer=4" in page.driver.current_url, what="the link names layer 4")
     no_console_errors(page)
+
+
+def test_labels_follow_the_zoom_on_a_long_text(page):
+    """At ~480 tokens the axes label every n-th token; zoomed to a 40-token window, every token of
+    the window is labelled (issue 15: long texts were unreadable even when zoomed)."""
+    open_page(page)
+    wait_title(page, "Layer 3 · head 1 · self")
+    text = long_text(3)
+    start_run(page, text)
+    until(lambda: views(page)[ids.HEATMAP].get("text") == text[:60], timeout=60, what="the long heatmap")
+    full = graph_prop(page, ids.HEATMAP, "g.layout.xaxis.ticktext")
+    assert len(full) > 400 and len(graph_prop(page, ids.HEATMAP, "g.layout.xaxis2.ticktext")) < 80
+    js(page, "var el = document.getElementById(arguments[0]); var g = el.querySelector('.js-plotly-plot');"
+             "window.Plotly.relayout(g, {'xaxis.range': [100.5, 140.5], 'yaxis.range': [140.5, 100.5]});",
+       ids.HEATMAP)
+    until(lambda: graph_prop(page, ids.HEATMAP, "g.layout.xaxis2.ticktext") == full[101:141],
+          what="every token of the window labelled")
+    assert graph_prop(page, ids.HEATMAP, "g.layout.yaxis2.tickvals") == list(range(101, 141))
+    no_console_errors(page)
