@@ -75,6 +75,10 @@
         trace.z = decode(payload.matrix, i);
         if (payload.zmax && payload.zmax[i] !== null && payload.zmax[i] !== undefined) {
             trace.zmax = payload.zmax[i];
+            // the legend says the range adapted, and to what
+            var top = Number(payload.zmax[i]);
+            trace.colorbar = Object.assign({}, trace.colorbar || {}, {title: Object.assign(
+                {}, (trace.colorbar || {}).title || {}, {text: "weight (adapted: 0–" + top.toPrecision(2) + ")"})});
         }
         fig.data[0] = trace;
         var meta = Object.assign({}, fig.layout.meta || {});

@@ -64,8 +64,9 @@ def controls_card(model_names: list[str]) -> dbc.Card:
     values = dbc.RadioItems(id=ids.SHOW_VALUES, options=SHOW_VALUES, value="auto", inline=True,
                             class_name="small values-radio")
     pool = dbc.RadioItems(id=ids.POOL, options=POOL_OPTIONS, value="max", inline=True, class_name="small pool-radio")
-    stretch = dbc.Switch(id=ids.COLOR_STRETCH, value=False, label="stretch colours (top 1% of weights saturate)",
-                         class_name="small mb-2")
+    stretch = dbc.Switch(id=ids.COLOR_STRETCH, value=True,
+                         label="adapt colours on long texts (> 24 tokens: 0 to the head's 99th percentile; "
+                               "the top 1% saturate)", class_name="small mb-2")
     temperature = dcc.Slider(id=ids.TEMPERATURE, min=-2, max=2, step=0.25, value=0, marks=TEMPERATURE_MARKS,
                              included=False, updatemode="mouseup", allow_direct_input=False)
     return dbc.Card([

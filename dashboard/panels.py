@@ -37,6 +37,9 @@ def show_values_flag(choice: str | None, n_tokens: int) -> bool | None:
     return None
 
 
+ADAPT_MIN_TOKENS = 24  # above this many tokens a side the colour range adapts to the head (switch on)
+
+
 def stretched_zmax(matrix: np.ndarray, quantile: float = 0.99) -> float:
     """Top of the colour scale for "stretch": the `quantile` of the matrix's weights (>= 0.001).
     For a causal head only the cells a query may attend to count (the rest are 0 by the mask)."""
@@ -239,6 +242,10 @@ def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, 
     name, pair = parse_block(run, block)
     layer, head = clamp_selection(run, name, layer, head)
     pool = pool if pool in POOL_CHOICES else "max"
+    # the colour range adapts (0 .. the head's 99th percentile) on views longer than ADAPT_MIN_TOKENS
+    # when the switch is on (its default); short views and the switch off keep 0 .. 1
+    stretch = bool(stretch) and max(len(run.tokens(run.block(name).query_side)),
+                                    len(run.tokens(run.block(name).key_side))) > ADAPT_MIN_TOKENS
     t = temperature_from_slider(slider)
     b = run.block(name)
     q_all, k_all, boundary = view_positions(run, name, pair)

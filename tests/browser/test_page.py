@@ -364,8 +364,13 @@ def test_long_text_stays_light_and_hover_is_fast(page, shots_dir):
     meta = heatmap_meta(page)
     assert meta["show_values"] is False and meta["tick_overlay"] is True
     assert graph_prop(page, ids.HEATMAP, "g.data[0].text") is None  # no per-cell text
-    page.find_element(f"#{ids.COLOR_STRETCH}").click()  # colours up to the 99th percentile: contrast
-    until(lambda: heatmap_meta(page).get("zmax", 1) < 0.5, what="stretched colours")
+    # a long text: the colour range adapts by default (0 .. the head's 99th percentile), and says so
+    until(lambda: graph_prop(page, ids.HEATMAP, "g.data[0].zmax") < 0.5, what="adapted colours")
+    assert graph_prop(page, ids.HEATMAP, "g.data[0].colorbar.title.text").startswith("weight (adapted: 0–")
+    page.find_element(f"#{ids.COLOR_STRETCH}").click()  # off: the fixed 0 .. 1 range
+    until(lambda: graph_prop(page, ids.HEATMAP, "g.data[0].zmax") == 1, what="fixed colours")
+    page.find_element(f"#{ids.COLOR_STRETCH}").click()
+    until(lambda: graph_prop(page, ids.HEATMAP, "g.data[0].zmax") < 0.5, what="adapted colours again")
     js(page, "window.scrollTo({top: 0, behavior: 'instant'});")
     page.driver.save_screenshot(os.path.join(shots_dir, "shot-long.png"))
     # one highlight = one relayout of the heatmap (+ the grids): time it in the browser
