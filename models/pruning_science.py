@@ -22,7 +22,8 @@ pruned first):
 * "...-iterative": Michel et al. §4: prune the `step` least important remaining heads, then
   re-estimate the scores with those heads gated to 0, and repeat.
 * "greedy": leave-one-out greedy: at each step, every remaining head is removed in turn and the
-  one whose removal hurts the estimate-split metric least is pruned (N + (N-1) + ... evaluations).
+  one whose removal hurts the estimate-split metric least is pruned (N + (N-1) + ... evaluations;
+  on at most GREEDY_PAIRS pairs of the estimate split, up to half of the heads).
 * "random": seeded permutations (seeds 0..n-1).
 
 Evaluation (on the *evaluation* split only): for a sentence-embedding model, Spearman rank
@@ -44,6 +45,7 @@ import torch
 from models import importance as imp
 from models.attention import mean_pool
 
+GREEDY_PAIRS = 24  # greedy leave-one-out runs on at most this many estimate pairs (~N²/2 evaluations)
 METHODS = ("loss-gradient", "output-sensitivity", "loss-gradient-iterative",
            "output-sensitivity-iterative", "greedy")
 METHOD_TEXT = {
@@ -53,8 +55,8 @@ METHOD_TEXT = {
                           "random projections, on the estimate split)",
     "loss-gradient-iterative": "loss gradient, iterative (Michel et al. §4: re-estimated after each pruning step)",
     "output-sensitivity-iterative": "output sensitivity, iterative (re-estimated after each pruning step)",
-    "greedy": "greedy leave-one-out (each step removes the head whose removal hurts the estimate-split "
-              "metric least)",
+    "greedy": f"greedy leave-one-out (each step removes the head whose removal hurts the metric least, "
+              f"on the first {GREEDY_PAIRS} estimate pairs, up to 50 % of heads)",
     "random": "random orders (mean ± std over seeds)",
 }
 RESEARCH_PAIRS_FILE = imp.DATA_DIR / "research_pairs.tsv"
@@ -469,3 +471,71 @@ def held_out_study(loaded, pairs, *, methods: Sequence[str] | None = None, share
         orders=order_map, n_estimate=len(estimate), n_evaluate=len(evaluate), estimate_share=float(estimate_share),
         split_seed=int(split_seed), seeds=seeds, bootstrap=int(bootstrap),
         default=default_method(loaded) if default_method(loaded) in methods else methods[0], seconds=seconds)
+
+
+# ---- cached wrappers (models.cache JSON store, shared by all workers) -------------------------
+
+def cached_greedy(loaded, pairs, *, estimate_share: float = 0.5, split_seed: int = 0, upto: float = 0.5,
+                  block: str | None = None, store=None, progress=None, should_stop=None) -> dict:
+    """{"order": [k] flat heads, "k", "n_estimate", "seconds"}: greedy_order on the estimate split
+    of `pairs`, through the JSON cache."""
+    store = imp._store(store)
+    block = block or next(iter(loaded.blocks))
+    key = imp._key("greedy-order", loaded, pairs, estimate_share=float(estimate_share), split_seed=int(split_seed),
+                   upto=float(upto), block=block, schema=SCHEMA)
+    hit = store.get_json(key)
+    if hit is not None:
+        return hit
+    L, H = loaded.shape(block)
+    estimate = greedy_subset(pairs, estimate_share, split_seed)
+    k = int(round(float(upto) * L * H))
+    t0 = time.perf_counter()
+    order = greedy_order(loaded, estimate, k, block=block, progress=progress, should_stop=should_stop)
+    out = {"order": order.tolist(), "k": k, "n_estimate": len(estimate), "seconds": time.perf_counter() - t0}
+    store.put_json(key, out)
+    return out
+
+
+def greedy_subset(pairs, estimate_share: float = 0.5, split_seed: int = 0, n: int = GREEDY_PAIRS) -> list:
+    """The first `n` pairs of the estimate split (greedy's cost grows with them; never evaluation pairs)."""
+    estimate, _ = split_pairs(pairs, estimate_share, split_seed)
+    return estimate[:n]
+
+
+def peek_greedy(loaded, pairs, *, estimate_share: float = 0.5, split_seed: int = 0, upto: float = 0.5,
+                block: str | None = None, store=None) -> list | None:
+    """The cached greedy order (flat heads) of `pairs`, or None when it was never computed."""
+    store = imp._store(store)
+    block = block or next(iter(loaded.blocks))
+    key = imp._key("greedy-order", loaded, pairs, estimate_share=float(estimate_share), split_seed=int(split_seed),
+                   upto=float(upto), block=block, schema=SCHEMA)
+    hit = store.get_json(key)
+    return None if hit is None else hit["order"]
+
+
+def cached_study(loaded, pairs, *, methods: Sequence[str], seeds: int = 8, estimate_share: float = 0.5,
+                 split_seed: int = 0, bootstrap: int = BOOTSTRAP, shares: Sequence[float] = STUDY_SHARES,
+                 block: str | None = None, store=None, progress=None, should_stop=None) -> StudyResult:
+    """held_out_study through the JSON cache. "greedy" is taken from cached_greedy's result when
+    it is in `methods` (compute it first: it is the expensive one)."""
+    store = imp._store(store)
+    block = block or next(iter(loaded.blocks))
+    methods = list(methods)
+    orders = {}
+    if "greedy" in methods:
+        g = peek_greedy(loaded, pairs, estimate_share=estimate_share, split_seed=split_seed, block=block, store=store)
+        if g is None:
+            raise ValueError("run the greedy leave-one-out job first (it is the expensive reference)")
+        L, H = loaded.shape(block)
+        orders["greedy"] = g + [j for j in range(L * H) if j not in set(g)]
+    key = imp._key("held-out-study", loaded, pairs, methods=methods, seeds=int(seeds),
+                   estimate_share=float(estimate_share), split_seed=int(split_seed), bootstrap=int(bootstrap),
+                   shares=[float(s) for s in shares], block=block, greedy=orders.get("greedy"), schema=SCHEMA)
+    hit = store.get_json(key)
+    if hit is not None:
+        return StudyResult.from_dict(hit)
+    res = held_out_study(loaded, pairs, methods=methods, seeds=seeds, estimate_share=estimate_share,
+                         split_seed=split_seed, bootstrap=bootstrap, shares=shares, block=block, orders=orders,
+                         progress=progress, should_stop=should_stop)
+    store.put_json(key, res.to_dict())
+    return res

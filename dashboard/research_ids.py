@@ -1,0 +1,31 @@
+"""Component ids of the research cards (dashboard/research_panel.py, callbacks/research.py)."""
+
+RESEARCH_CARD = "research-card"
+
+# ---- held-out pruning study --------------------------------------------------------------------
+STUDY = "research-study-store"              # StudyResult.to_dict() + {"model", "corpus"}
+STATUS = "research-status"                  # dbc.Alert of the card (errors; never a stack trace)
+METHODS = "research-methods"                # checklist of importance methods
+SEEDS = "research-seeds"                    # random orders: number of seeds (>= 5)
+ESTIMATE_SHARE = "research-estimate-share"  # share of the pairs that estimates importance (%)
+CORPUS_NOTE = "research-corpus-note"        # which pairs, both split sizes
+STUDY_BUTTON = "research-study-button"
+STUDY_CANCEL = "research-study-cancel"
+STUDY_PROGRESS = "research-study-progress"
+STUDY_PROGRESS_TEXT = "research-study-progress-text"
+STUDY_PROGRESS_WRAP = "research-study-progress-wrap"
+STUDY_GRAPH = "research-study-graph"
+STUDY_TABLE = "research-study-table"
+STUDY_INFO = "research-study-info"
+GREEDY_NOTE = "research-greedy-note"        # the greedy job's cost estimate
+GREEDY_BUTTON = "research-greedy-button"
+GREEDY_CANCEL = "research-greedy-cancel"
+GREEDY_PROGRESS = "research-greedy-progress"
+GREEDY_PROGRESS_TEXT = "research-greedy-progress-text"
+GREEDY_PROGRESS_WRAP = "research-greedy-progress-wrap"
+GREEDY_DONE = "research-greedy-done"        # {"model", "corpus", "k", "seconds"} once the greedy order exists
+
+
+def study_row(method: str) -> dict:
+    """One row of the study table (a method name or "random")."""
+    return {"type": "research-study-row", "method": method}

@@ -1,0 +1,103 @@
+"""The research card (GitHub issue 13): static structure; callbacks/research.py fills it.
+
+    Held-out pruning study   importance estimated on one part of the pairs, curves on the other;
+                             methods, random seeds, split; background job with progress + Cancel;
+                             the curves with bootstrap bands, a table at 30 % / 50 % pruned
+    Greedy leave-one-out     the expensive reference order, its own cancellable job with a
+                             measured time estimate
+"""
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard import research_ids as R
+from dashboard import research_pruning as rp
+from dashboard.cards import graph
+from dashboard.pruning_panel import _job_row, _section
+
+METHOD_HELP = {
+    "loss-gradient": "Michel et al. 2019: |∂L/∂ξ_h| of the task loss, one backward pass per batch",
+    "output-sensitivity": "E‖∂e/∂ξ_h‖² of the normalised sentence embedding (random projections)",
+    "loss-gradient-iterative": "Michel et al. §4: re-estimated after each 10 % pruned",
+    "output-sensitivity-iterative": "re-estimated after each 10 % pruned",
+    "greedy": "needs the greedy job below first",
+}
+
+
+def study_table(rows: list[dict]) -> html.Div:
+    """The study at 30 % and 50 % pruned: value [95 % CI], z vs random, p (not better)."""
+    if not rows:
+        return html.Div()
+    shares = [c["share"] for c in rows[0]["cells"]]
+    head = html.Thead(html.Tr([html.Th("order")] + [html.Th(f"{s:.0%} pruned", className="text-end")
+                                                     for s in shares]))
+    body = []
+    for r in rows:
+        cells = []
+        for c in r["cells"]:
+            lo, hi = c["ci"]
+            if r["method"] == "random":
+                txt = f"{c['value']:.3f} ± {c['std']:.3f} [{lo:.3f}, {hi:.3f}]"
+            else:
+                txt = f"{c['value']:.3f} [{lo:.3f}, {hi:.3f}] · z {c['z']:+.1f} · p {c['p']:.2f}"
+            cells.append(html.Td(txt, className="text-end font-monospace" + (" fw-bold" if c.get("beats") else "")))
+        label = r["label"] + (" (default)" if r.get("default") else "")
+        body.append(html.Tr([html.Td(label)] + cells, id=R.study_row(r["method"])))
+    note = ("value [2.5–97.5 % bootstrap]; z = (value − random mean) / random std; bold: z ≥ 2; "
+            "p = share of bootstrap resamples where the order is not better than the random mean.")
+    return html.Div([dbc.Table([head, html.Tbody(body)], size="sm", striped=True, class_name="mb-1"),
+                     html.Div(note, className="small text-muted")])
+
+
+def study_section() -> html.Div:
+    methods = dbc.Checklist(
+        id=R.METHODS, inline=True, value=list(rp.DEFAULT_METHODS), class_name="small",
+        options=[{"label": rp.METHOD_LABELS[m], "value": m, "title": METHOD_HELP[m]} for m in
+                 ("loss-gradient", "output-sensitivity", "loss-gradient-iterative", "output-sensitivity-iterative",
+                  "greedy")])
+    controls = dbc.Row([
+        dbc.Col([dbc.Label("Random seeds", html_for=R.SEEDS, class_name="small fw-semibold mb-0"),
+                 dbc.Input(id=R.SEEDS, type="number", min=rp.MIN_SEEDS, max=rp.MAX_SEEDS, step=1,
+                           value=rp.DEFAULT_SEEDS, size="sm")], xs=6, md=2),
+        dbc.Col([dbc.Label("Estimate on (%)", html_for=R.ESTIMATE_SHARE, class_name="small fw-semibold mb-0"),
+                 dbc.Input(id=R.ESTIMATE_SHARE, type="number", min=20, max=80, step=5, value=rp.DEFAULT_ESTIMATE,
+                           size="sm")], xs=6, md=2),
+        dbc.Col([dbc.Label("Importance methods", class_name="small fw-semibold mb-0"), methods], md=8),
+    ], class_name="g-2 mb-1")
+    return _section("Held-out pruning study", [
+        html.Div("", id=R.CORPUS_NOTE, className="small mb-1"),
+        controls,
+        _job_row("Run held-out study", R.STUDY_BUTTON, R.STUDY_CANCEL, R.STUDY_PROGRESS, R.STUDY_PROGRESS_TEXT,
+                 R.STUDY_PROGRESS_WRAP),
+        graph(R.STUDY_GRAPH, "held-out-pruning", class_name="research-study-graph"),
+        html.Div(id=R.STUDY_TABLE, className="mb-1"),
+        html.Div("", id=R.STUDY_INFO, className="small text-muted"),
+    ], fill=False)
+
+
+def greedy_section() -> html.Div:
+    return _section("Greedy leave-one-out (expensive reference)", [
+        html.Div("At each step every remaining head is removed in turn; the one whose removal hurts the "
+                 "metric least is pruned. Computed on estimate pairs only; add it to the study with the "
+                 "“greedy leave-one-out” method.", className="small text-muted mb-1"),
+        html.Div("", id=R.GREEDY_NOTE, className="small mb-1"),
+        _job_row("Run greedy order", R.GREEDY_BUTTON, R.GREEDY_CANCEL, R.GREEDY_PROGRESS, R.GREEDY_PROGRESS_TEXT,
+                 R.GREEDY_PROGRESS_WRAP),
+    ], fill=False)
+
+
+def research_card() -> dbc.Card:
+    return dbc.Card([
+        dbc.CardHeader(html.Div([
+            html.Span("Pruning science", className="fw-semibold"),
+            html.Span("which heads can go, estimated on some pairs and checked on others",
+                      className="small text-muted"),
+        ], className="d-flex align-items-baseline gap-2 flex-wrap")),
+        dbc.CardBody([
+            dcc.Store(id=R.STUDY, data=None), dcc.Store(id=R.GREEDY_DONE, data=None),
+            dbc.Alert(id=R.STATUS, is_open=False, color="danger", dismissable=True, class_name="mb-2 py-2 small"),
+            study_section(),
+            html.Div(greedy_section(), className="mt-3"),
+        ]),
+    ], id=R.RESEARCH_CARD, class_name="shadow-sm")
