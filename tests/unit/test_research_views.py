@@ -1,0 +1,98 @@
+"""Pure builders of the pruning-science card (dashboard/research_pruning.py, research_panel.py)."""
+import numpy as np
+import pytest
+
+from dashboard import research_panel as panel
+from dashboard import research_pruning as rp
+from dashboard.pruning_views import PanelError
+
+
+def _study(methods=("loss-gradient", "output-sensitivity")):
+    rng = np.random.default_rng(0)
+    shares = [0.0, 0.1, 0.3, 0.5]
+    runs = [[1.0] + list(0.95 - 0.2 * np.array(shares[1:]) + rng.normal(0, 0.02, 3)) for _ in range(5)]
+    mean, std = np.mean(runs, 0), np.std(runs, 0, ddof=1)
+    curves = {"loss-gradient": [1.0, 0.93, 0.88, 0.8], "output-sensitivity": [1.0, 0.99, 0.97, 0.95]}
+    z = {m: [0.0] + [float((c - a) / s) for c, a, s in zip(curves[m][1:], mean[1:], std[1:])] for m in methods}
+    return {
+        "shares": shares, "pruned": [0, 7, 22, 36], "n_heads": 72, "layers": 6, "heads": 12,
+        "methods": list(methods), "method_text": {m: m for m in list(methods) + ["random"]},
+        "metric": "Spearman ρ", "higher_is_better": True, "curves": {m: curves[m] for m in methods},
+        "band_lo": {m: [v - 0.01 for v in curves[m]] for m in methods},
+        "band_hi": {m: [v + 0.01 for v in curves[m]] for m in methods},
+        "random_runs": [list(map(float, r)) for r in runs], "random_mean": mean.tolist(), "random_std": std.tolist(),
+        "random_band_lo": (mean - 0.01).tolist(), "random_band_hi": (mean + 0.01).tolist(), "z": z,
+        "p_worse": {m: [1.0, 0.2, 0.1, 0.0] for m in methods}, "orders": {m: list(range(72)) for m in methods},
+        "n_estimate": 92, "n_evaluate": 92, "estimate_share": 0.5, "split_seed": 0, "seeds": 5, "bootstrap": 500,
+        "default": "output-sensitivity", "seconds": {"evaluation": 3.0}, "model": "all-MiniLM-L6-v2",
+        "corpus": "bundled",
+    }
+
+
+def test_rows_at_30_and_50_percent_with_z_and_beats():
+    s = _study()
+    rows = rp.study_rows(s)
+    assert [r["method"] for r in rows] == ["loss-gradient", "output-sensitivity", "random"]
+    os_row = rows[1]
+    assert [c["share"] for c in os_row["cells"]] == [0.3, 0.5]
+    assert os_row["cells"][0]["value"] == 0.97 and os_row["cells"][0]["z"] == pytest.approx(s["z"]["output-sensitivity"][2])
+    for r in rows[:2]:
+        for c in r["cells"]:
+            assert c["beats"] == (c["z"] >= 2.0)
+    assert rows[1]["default"] and not rows[0]["default"]
+    assert rows[2]["cells"][1]["std"] == pytest.approx(s["random_std"][3])
+    assert rp.study_rows(None) == []
+
+
+def test_figure_has_each_method_band_and_every_seed():
+    s = _study()
+    fig = rp.study_figure(s, "all-MiniLM-L6-v2")
+    names = [t.name for t in fig.data]
+    assert sum(n.startswith("random seed") for n in names) == 5
+    for m in s["methods"]:
+        assert rp.METHOD_LABELS[m] in names
+        assert names.count(f"{rp.METHOD_LABELS[m]} band") == 2
+    line = next(t for t in fig.data if t.name == rp.METHOD_LABELS["output-sensitivity"])
+    assert list(line.y) == s["curves"]["output-sensitivity"]
+    assert fig.layout.meta["n_evaluate"] == 92
+    other = rp.study_figure(s, "gpt2-tiny")
+    assert other.layout.meta["kind"] == "empty"
+
+
+def test_text_names_sizes_method_and_bands():
+    text = rp.study_text(_study())
+    for part in ("92 pairs", "other 92", "500 bootstrap", "5 seeded orders", "output sensitivity"):
+        assert part in text
+
+
+def test_table_marks_beating_cells_bold():
+    html = str(panel.study_table(rp.study_rows(_study())))
+    assert "fw-bold" in html and "z +" in html
+
+
+def test_user_choices_are_validated():
+    assert rp.parse_seeds("3") == rp.MIN_SEEDS and rp.parse_seeds(999) == rp.MAX_SEEDS
+    assert rp.parse_seeds(None) == rp.DEFAULT_SEEDS and rp.parse_seeds({"x": 1}) == rp.DEFAULT_SEEDS
+    assert rp.parse_share(5) == 0.2 and rp.parse_share("nan") == 0.5 and rp.parse_share(60) == 0.6
+    assert rp.parse_methods(["greedy", "loss-gradient", "evil"]) == ["loss-gradient", "greedy"]
+    with pytest.raises(PanelError):
+        rp.parse_methods("loss-gradient")
+    with pytest.raises(PanelError):
+        rp.parse_methods(["nope"])
+
+
+def test_corpus_note_gives_both_split_sizes():
+    assert "estimated on 92 pairs" in rp.corpus_note(None, 50) and "other 92" in rp.corpus_note(None, 50)
+    note = rp.corpus_note({"name": "x.tsv", "pairs": [[f"a{i}", f"b{i}"] for i in range(10)]}, 40)
+    assert "on 4 pairs" in note and "other 6" in note
+
+
+def test_eta_reporter():
+    seen = []
+    report = rp.eta_reporter(seen.append, "greedy")
+    report(0, 10)
+    report(5, 10)
+    report(10, 10)
+    assert seen[0] == (0, "greedy: 0 of 10 steps (0%)")
+    assert seen[1][0] == 50 and "left" in seen[1][1]
+    assert seen[-1][0] == 100
