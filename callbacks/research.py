@@ -4,7 +4,7 @@ order are background callbacks (progress, Cancel) like the pruning card's jobs. 
 card's alert (never a stack trace) and the previous view stays."""
 from __future__ import annotations
 
-from dash import Input, Output, State
+from dash import ClientsideFunction, Input, Output, State, html
 
 from callbacks.guard import guarded as _guarded
 from callbacks.pruning import _job, needs_run
@@ -12,6 +12,7 @@ from dashboard import ids
 from dashboard import pruning_ids as P
 from dashboard import research_ids as R
 from dashboard import research_panel as panel
+from dashboard import research_measures as rm
 from dashboard import research_pruning as rp
 from dashboard.pruning_views import PanelError
 
@@ -25,6 +26,21 @@ def _model(store):
 
 
 def register(app) -> None:
+    @app.callback(
+        Output(R.MEASURE_GRAPH, "figure"), Output(R.MEASURE_TITLE, "children"), Output(R.MEASURE_EXPLAIN, "children"),
+        Input(ids.RUN, "data"), Input(R.MEASURE, "value"), Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
+        Input(ids.COLOR_SCALE, "value"),
+    )
+    @guarded("computing the attention measure")
+    def measure(store, name, layer, head, color_scale):
+        fig, title, lines = rm.measure_view(needs_run(store), name, layer, head, color_scale)
+        return fig, title, [html.Div(t) for t in lines]
+
+    app.clientside_callback(ClientsideFunction(namespace="hover", function_name="fromHeatmap"),
+                            Output(ids.HOVER, "data", allow_duplicate=True),
+                            Input(R.MEASURE_GRAPH, "hoverData"), State(R.MEASURE_GRAPH, "figure"),
+                            prevent_initial_call=True)
+
     @app.callback(
         Output(R.CORPUS_NOTE, "children"), Output(R.GREEDY_NOTE, "children"),
         Input(ids.RUN, "data"), Input(P.CORPUS, "data"), Input(R.ESTIMATE_SHARE, "value"),

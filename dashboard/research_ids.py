@@ -25,6 +25,12 @@ GREEDY_PROGRESS_TEXT = "research-greedy-progress-text"
 GREEDY_PROGRESS_WRAP = "research-greedy-progress-wrap"
 GREEDY_DONE = "research-greedy-done"        # {"model", "corpus", "k", "seconds"} once the greedy order exists
 
+# ---- measure selector --------------------------------------------------------------------------
+MEASURE = "research-measure"                # radio: raw | rollout | value-norm | grad-attention
+MEASURE_GRAPH = "research-measure-graph"    # heatmap of the chosen measure (page's layer / head)
+MEASURE_TITLE = "research-measure-title"
+MEASURE_EXPLAIN = "research-measure-explain"  # formula, caveat, target
+
 
 def study_row(method: str) -> dict:
     """One row of the study table (a method name or "random")."""

@@ -11,7 +11,10 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from dashboard import ids
 from dashboard import research_ids as R
+from dashboard import research_measures as rm
+from models import measures
 from dashboard import research_pruning as rp
 from dashboard.cards import graph
 from dashboard.pruning_panel import _job_row, _section
@@ -87,17 +90,31 @@ def greedy_section() -> html.Div:
     ], fill=False)
 
 
+def measure_section() -> html.Div:
+    return _section("Attention measures", [
+        dbc.RadioItems(id=R.MEASURE, inline=True, value=rm.DEFAULT_MEASURE, class_name="small",
+                       options=[{"label": measures.MEASURE_LABELS[m], "value": m} for m in measures.MEASURES]),
+        html.Div("", id=R.MEASURE_TITLE, className="small fw-semibold"),
+        graph(R.MEASURE_GRAPH, "attention-measure", class_name="research-measure-graph"),
+        html.Div([], id=R.MEASURE_EXPLAIN, className="small text-muted"),
+        html.Div("Uses the page's text, layer and head. Hover writes the page's hover store.",
+                 className="small text-muted"),
+    ], fill=False)
+
+
 def research_card() -> dbc.Card:
     return dbc.Card([
         dbc.CardHeader(html.Div([
-            html.Span("Pruning science", className="fw-semibold"),
-            html.Span("which heads can go, estimated on some pairs and checked on others",
+            html.Span("Research", className="fw-semibold"),
+            html.Span("attention beyond raw weights; which heads can go, estimated on some pairs and checked "
+                      "on others",
                       className="small text-muted"),
         ], className="d-flex align-items-baseline gap-2 flex-wrap")),
         dbc.CardBody([
             dcc.Store(id=R.STUDY, data=None), dcc.Store(id=R.GREEDY_DONE, data=None),
             dbc.Alert(id=R.STATUS, is_open=False, color="danger", dismissable=True, class_name="mb-2 py-2 small"),
-            study_section(),
+            measure_section(),
+            html.Div(study_section(), className="mt-3"),
             html.Div(greedy_section(), className="mt-3"),
         ]),
     ], id=R.RESEARCH_CARD, class_name="shadow-sm")

@@ -45,7 +45,7 @@ import torch
 from models import importance as imp
 from models.attention import mean_pool
 
-GREEDY_PAIRS = 24  # greedy leave-one-out runs on at most this many estimate pairs (~N²/2 evaluations)
+GREEDY_PAIRS = 16  # greedy leave-one-out runs on at most this many estimate pairs (~N²/2 evaluations)
 METHODS = ("loss-gradient", "output-sensitivity", "loss-gradient-iterative",
            "output-sensitivity-iterative", "greedy")
 METHOD_TEXT = {
