@@ -226,6 +226,11 @@
         var text = cellText(hm, cell);
         var container = document.getElementById(IDS.container);
         if (container && text) { container.setAttribute("aria-label", text); }
+        // the view changed (clearOnNewFigure): the last readout named a cell that is gone
+        if (!text && h.source === "figure") {
+            if (container) { container.removeAttribute("aria-label"); }
+            return [headTitle(h), ""];
+        }
         var live = text || NU();
         return [headTitle(h), live];
     }
@@ -251,15 +256,52 @@
     }
 
     // ---- downloads --------------------------------------------------------------------------
+    // PNG / SVG carry their context: a title line (model · what the card shows · text start) drawn
+    // into the image, and a file name made of the same parts. The model and text come from the
+    // page's URL (kept in step with the view by callbacks/url.py), the "what" from the card header.
+    function exportContext(g, graphId) {
+        var q = new URLSearchParams(window.location.search);
+        var model = q.get("model") || "";
+        var text = (q.get("text") || "").replace(/\s+/g, " ").trim();
+        var card = g.closest ? g.closest(".card") : null;
+        var head = card ? card.querySelector(".card-header .fw-semibold") : null;
+        var what = head ? head.textContent.replace(/\s+/g, " ").trim() : graphId;
+        var meta = (g.layout && g.layout.meta) || {};
+        if (meta.metric_label && what.indexOf(meta.metric_label) < 0) { what += " · " + meta.metric_label; }
+        var start = text.length > 48 ? text.slice(0, 48) + "…" : text;
+        var title = [model, what, start ? "“" + start + "”" : ""].filter(Boolean).join(" · ");
+        var stem = ["attention", model, what, text.slice(0, 40)].join(" ")
+            .replace(/·/g, " ").replace(/[^A-Za-z0-9.+-]+/g, "_").replace(/^[_.]+|[_.]+$/g, "").slice(0, 120);
+        return {title: title, stem: stem || "attention"};
+    }
+
     function download(nClicks) {
         var ctx = window.dash_clientside.callback_context;
         if (!nClicks || !ctx || !ctx.triggered_id) { return; }
         var id = ctx.triggered_id;
         var g = gd(id.graph);
-        if (!g || !window.Plotly) { return; }
+        if (!g || !window.Plotly || !g._fullLayout) { return; }
         var format = id.type === "svg-button" ? "svg" : "png";
-        window.Plotly.downloadImage(g, {format: format, filename: "attention-" + id.graph.replace(/-graph$/, ""),
-                                        scale: format === "png" ? 2 : 1});
+        var c = exportContext(g, id.graph);
+        var margin = Object.assign({}, g.layout.margin || {});
+        var top = Math.max(Number(margin.t) || 0, 0) + 34;
+        margin.t = top;
+        // a copy of the shown figure with the title on top: the page's own figure is not touched
+        var layout = Object.assign({}, g.layout, {
+            margin: margin,
+            title: {text: c.title, x: 0.01, xanchor: "left", y: 1, yanchor: "top", yref: "container",
+                    pad: {t: 8}, font: {size: 12}}
+        });
+        window.Plotly.downloadImage({data: g.data, layout: layout}, {
+            format: format, filename: c.stem, scale: format === "png" ? 2 : 1,
+            width: g._fullLayout.width, height: g._fullLayout.height + 34
+        });
+    }
+
+    /* Another view (run, block, layer, head incl. "mean of all heads", temperature): the hovered
+       cell belonged to the old one, so the highlight and the readout under the heatmap are cleared. */
+    function clearOnNewFigure() {
+        return {layer: null, head: null, query: null, key: null, source: "figure"};
     }
 
     function toggle(n, isOpen) {
@@ -281,6 +323,8 @@
             headFromGrid: headFromGrid,
             headFromOverview: headFromOverview,
             download: download,
+            clearOnNewFigure: clearOnNewFigure,
+            exportContext: exportContext,
             toggle: toggle,
             temperatureLabel: temperatureLabel,
             // exposed for keyboard.js and tests

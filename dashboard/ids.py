@@ -14,6 +14,7 @@ QUERY = "query-store"            # selected query position (int) for the token i
 URL_LOADED = "url-loaded-store"  # the view a URL asks for; written when a URL is opened, starts the run
 URL_WRITTEN = "url-written-store"  # the last query string the page wrote itself (not a navigation)
 DOWNLOAD_CSV = "download-csv"    # dcc.Download of the shown matrix
+DOWNLOAD_GRID = "download-grid"  # dcc.Download of every per-head metric of the block (CSV)
 
 # ---- controls ---------------------------------------------------------------------------------
 MODEL = "model-dropdown"
@@ -45,6 +46,7 @@ HEATMAP_TITLE = "heatmap-title"           # server-written: "Layer 3 · head 1 �
 HEATMAP_HOVER_TITLE = "heatmap-hover-title"  # clientside-written: "Hovering L2 H5 — ..."
 HEATMAP_LIVE = "heatmap-live"             # aria-live="polite" region
 CSV_BUTTON = "csv-button"
+GRID_CSV_BUTTON = "grid-csv-button"
 TEMPERATURE_NOTE = "temperature-note"
 
 # ---- entropy / head grid card ------------------------------------------------------------------

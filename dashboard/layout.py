@@ -27,7 +27,7 @@ def stores() -> list:
         dcc.Store(id=ids.URL_LOADED, data=None),
         dcc.Store(id=ids.URL_WRITTEN, data=None),
         dcc.Store(id=ids.HOVER_SINK, data=None),
-        dcc.Download(id=ids.DOWNLOAD_CSV),
+        dcc.Download(id=ids.DOWNLOAD_CSV), dcc.Download(id=ids.DOWNLOAD_GRID),
     ]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dashboard import figures, urlstate
+from dashboard import export, figures, urlstate
 from dashboard.controls import slider_from_temperature, temperature_from_slider
 from dashboard.figures_extra import add_meta, layer_outline, panel_outline
 from dashboard.views import (GRID_METRICS, MEAN, block_metrics, block_options, clamp_selection, clamp_to,
@@ -112,13 +112,41 @@ def heatmap_panel(run: AttentionRun, block, layer, head, slider, color_scale, sh
     return {"figure": fig, "title": title, "stats": head_stats(run, view, name), "note": note}
 
 
-def heatmap_csv_parts(run: AttentionRun, block, layer, head, slider) -> tuple[np.ndarray, list, list, str]:
-    """(matrix [shown queries, shown keys], query labels, key labels, title) as shown in the heatmap."""
+def run_meta(run: AttentionRun) -> dict:
+    """What every export names first: the model and the text(s) the numbers came from."""
+    return {"model": run.model_name, "model fingerprint": run.model_fingerprint[:16],
+            "text": run.text, "second text": run.text_pair,
+            "truncated": "yes: " + "; ".join(f"{t.dropped_tokens} tokens of the {t.side} not run"
+                                             for t in run.truncations) if run.truncations else None}
+
+
+def heatmap_export(run: AttentionRun, block, layer, head, slider) -> dict:
+    """The shown heatmap with its context: matrix [shown queries, shown keys], labels and positions
+    of the shown tokens, title, metadata for the export, and a file stem named after them."""
     name, pair = parse_block(run, block)
     layer, head = clamp_selection(run, name, layer, head)
     t = temperature_from_slider(slider)
     view = head_matrix(run, name, layer, head, pair, t)
-    return view.matrix, view.query_labels, view.key_labels, head_title(run, name, layer, head, pair, t)
+    title = head_title(run, name, layer, head, pair, t)
+    meta = {**run_meta(run), "block": name + (f" {pair[0]}->{pair[1]}" if pair else ""), "layer": layer,
+            "head": "mean of all heads" if head == MEAN else head, "temperature": t,
+            "values": ("attention weights softmax(QK^T/sqrt(d) + mask); rows = queries (attend from), "
+                       "columns = keys; headers are position:token")}
+    return {"matrix": view.matrix, "query_labels": view.query_labels, "key_labels": view.key_labels,
+            "query_positions": view.query_positions, "key_positions": view.key_positions, "title": title,
+            "meta": meta, "stem": export.export_stem("attention", run.model_name, title, run.text[:40])}
+
+
+def head_metrics_export(run: AttentionRun, block) -> dict:
+    """Every per-head metric of the block as a table, with the run's metadata and a file stem."""
+    name, _ = parse_block(run, block)
+    header, rows = export.head_metrics_table(block_metrics(run, name))
+    meta = {**run_meta(run), "block": name,
+            "what": ("per-head metrics of the model's own attention weights (temperature 1): entropy in bits "
+                     "and normalised entropy averaged over queries; max weight, sink (first-token), self and "
+                     "previous-token mass averaged over queries; role = the label the heads grid shows")}
+    return {"header": header, "rows": rows, "meta": meta,
+            "stem": export.export_stem("head-metrics", run.model_name, name, run.text[:40])}
 
 
 # ---- heads grid ---------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ from torch import nn
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
+from models import attention_math
+
 IMPLEMENTATION = "dashboard"
 
 
@@ -63,24 +65,22 @@ def _slot(module: nn.Module) -> BlockSlot | None:
     return _SLOTS.get(module)
 
 
-def dashboard_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """Eager attention plus capture and per-head gates. query/key/value: [batch, heads, T, head_dim]."""
-    if scaling is None:
-        scaling = query.size(-1) ** -0.5
-    # Grouped-query attention: repeat key/value heads to match query heads.
-    if key.shape[1] != query.shape[1]:
-        rep = query.shape[1] // key.shape[1]
-        key = key.repeat_interleave(rep, dim=1)
-        value = value.repeat_interleave(rep, dim=1)
-    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
-    if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attention_mask, float("-inf"))
-        else:
-            scores = scores + attention_mask[:, :, :, : key.shape[-2]]
-    weights = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-    weights = nn.functional.dropout(weights, p=dropout, training=module.training)
-    output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # [batch, query, heads, head_dim]
+def dashboard_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, *,
+                        softcap=None, position_bias=None, s_aux=None, sliding_window=None, **kwargs):
+    """Eager attention plus capture and per-head gates. query [batch, heads, Tq, head_dim];
+    key/value [batch, kv_heads, Tk, head_dim]. The math is `models.attention_math` (scaling incl. 1.0,
+    softcap, additive position bias, GPT-OSS sinks `s_aux` [heads], grouped-query expansion).
+    `sliding_window` is accepted and not applied again: as in every family's eager path, the mask
+    built by transformers' eager mask function already holds the window (a causal mask is never
+    skipped; only a full bidirectional one may be None, where a causal window would be wrong).
+    Dropout only in training (the dashboard runs models in eval)."""
+    scores = attention_math.scores(
+        query, key, scaling=scaling, attention_mask=attention_mask, softcap=softcap,
+        position_bias=position_bias)
+    weights = attention_math.weights(scores, sinks=s_aux)
+    if module.training and dropout:
+        weights = nn.functional.dropout(weights, p=dropout, training=True)
+    output = attention_math.attend(weights.to(value.dtype), value)  # [batch, query, heads, head_dim]
 
     state = _STATE.get()
     if state.capture is not None or state.gates is not None:
