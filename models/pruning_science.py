@@ -214,8 +214,11 @@ class _Eval:
         """Embedding model: float32 [n_pairs] pair cosines; LM: float64 [n_batches, 2] (loss sum, tokens)."""
         gates = None if mask is None or np.all(mask > 0) else {self.block: mask}
         if imp._is_embedding(self.loaded):
-            e = imp.embed(self.loaded, self.ev.encoded, gates)
-            return (e[0::2] * e[1::2]).sum(1).astype(np.float32)
+            if gates is None and self.ev.base_embeddings is not None:
+                e = self.ev.base_embeddings  # the reference itself: ρ is exactly 1 at 0 % pruned
+            else:
+                e = imp.embed(self.loaded, self.ev.encoded, gates)
+            return imp._pair_cosines(e).astype(np.float32)
         rows = []
         with torch.inference_mode(), imp._gated(self.loaded, gates):
             for inputs, labels, shift in self.ev.lm_batches:
