@@ -4,7 +4,8 @@ order are background callbacks (progress, Cancel) like the pruning card's jobs. 
 card's alert (never a stack trace) and the previous view stays."""
 from __future__ import annotations
 
-from dash import ClientsideFunction, Input, Output, State, html
+from dash import ALL, ClientsideFunction, Input, Output, State, ctx, html
+from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded as _guarded
 from callbacks.pruning import _job, needs_run
@@ -13,7 +14,9 @@ from dashboard import pruning_ids as P
 from dashboard import research_ids as R
 from dashboard import research_panel as panel
 from dashboard import research_measures as rm
+from dashboard import research_profile as rpr
 from dashboard import research_pruning as rp
+from models import profile as prof
 from dashboard.pruning_views import PanelError
 
 
@@ -26,6 +29,7 @@ def _model(store):
 
 
 def register(app) -> None:
+    _register_profile(app)
     @app.callback(
         Output(R.MEASURE_GRAPH, "figure"), Output(R.MEASURE_TITLE, "children"), Output(R.MEASURE_EXPLAIN, "children"),
         Input(ids.RUN, "data"), Input(R.MEASURE, "value"), Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
@@ -78,3 +82,67 @@ def register(app) -> None:
     def draw(study, store):
         ok = study if study and study.get("model") == _model(store) else None
         return rp.study_figure(study, _model(store)), panel.study_table(rp.study_rows(ok)), rp.study_text(ok)
+
+
+def _register_profile(app) -> None:
+    grid_outputs = [Output(R.profile_grid(m), "figure") for m in prof.MEASURES]
+
+    @app.callback(
+        Output(R.PROFILE_CORPUS, "data"), Output(R.PROFILE_CORPUS_INFO, "children"),
+        Input(R.PROFILE_UPLOAD, "contents"), State(R.PROFILE_UPLOAD, "filename"),
+        prevent_initial_call=True,
+    )
+    @guarded("reading the uploaded corpus", clears=True)
+    def corpus(contents, filename):
+        c = rpr.decode_corpus(contents, filename)
+        return c, f"{c['name']}: {len(c['texts'])} texts (compute the profile to use them)"
+
+    @app.callback(
+        Output(R.PROFILE, "data"),
+        Input(R.PROFILE_BUTTON, "n_clicks"), State(ids.RUN, "data"), State(R.PROFILE_CORPUS, "data"),
+        **_job(R.PROFILE_BUTTON, R.PROFILE_CANCEL, R.PROFILE_PROGRESS, R.PROFILE_PROGRESS_TEXT,
+               R.PROFILE_PROGRESS_WRAP),
+    )
+    @guarded("computing the corpus head profile", clears=True)
+    def compute(set_progress, _n, store, corpus):
+        return rpr.compute_profile(store, corpus, rp.eta_reporter(set_progress, "profile"))
+
+    @app.callback(*grid_outputs, Output(R.PROFILE_INFO, "children"), Input(R.PROFILE, "data"))
+    @guarded("drawing the corpus head profile")
+    def grids(profile):
+        figs = rpr.profile_grids(profile)
+        return [figs[m] for m in prof.MEASURES] + [rpr.profile_text(profile)]
+
+    for m in prof.MEASURES:
+        app.clientside_callback(ClientsideFunction(namespace="hover", function_name="fromGrid"),
+                                Output(ids.HOVER, "data", allow_duplicate=True),
+                                Input(R.profile_grid(m), "hoverData"), prevent_initial_call=True)
+
+    @app.callback(
+        Output(R.PROFILE_TEXTS, "children"),
+        Input({"type": "research-profile-grid", "measure": ALL}, "clickData"), State(R.PROFILE, "data"),
+        prevent_initial_call=True,
+    )
+    @guarded("listing the most extreme texts")
+    def extremes(_clicks, profile):
+        trig = ctx.triggered_id
+        click = ctx.triggered[0]["value"] if ctx.triggered else None
+        if not isinstance(trig, dict) or not click or not click.get("points"):
+            raise PreventUpdate
+        pt = click["points"][0]
+        title, rows = rpr.extreme_rows(profile, trig.get("measure"), pt.get("y"), pt.get("x"))
+        return panel.extreme_list(title, rows)
+
+    @app.callback(
+        Output(ids.TEXT, "value", allow_duplicate=True), Output(ids.TEXT_PAIR, "value", allow_duplicate=True),
+        Output(ids.RUN_BUTTON, "n_clicks", allow_duplicate=True),
+        Input({"type": "research-profile-text", "index": ALL}, "n_clicks"),
+        State(R.PROFILE, "data"), State(ids.RUN_BUTTON, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    @guarded("opening the corpus text")
+    def open_text(clicks, profile, n):
+        trig = ctx.triggered_id
+        if not isinstance(trig, dict) or not any(clicks or []):
+            raise PreventUpdate
+        return rpr.open_text(profile, trig.get("index")), "", (n or 0) + 1

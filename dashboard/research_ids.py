@@ -31,6 +31,29 @@ MEASURE_GRAPH = "research-measure-graph"    # heatmap of the chosen measure (pag
 MEASURE_TITLE = "research-measure-title"
 MEASURE_EXPLAIN = "research-measure-explain"  # formula, caveat, target
 
+# ---- corpus head profile ------------------------------------------------------------------------
+PROFILE = "research-profile-store"           # {"key", "model", "corpus", "n", "mean", "roles", ...}
+PROFILE_CORPUS = "research-profile-corpus"   # None (bundled) | {"name", "texts"}
+PROFILE_UPLOAD = "research-profile-upload"
+PROFILE_CORPUS_INFO = "research-profile-corpus-info"
+PROFILE_BUTTON = "research-profile-button"
+PROFILE_CANCEL = "research-profile-cancel"
+PROFILE_PROGRESS = "research-profile-progress"
+PROFILE_PROGRESS_TEXT = "research-profile-progress-text"
+PROFILE_PROGRESS_WRAP = "research-profile-progress-wrap"
+PROFILE_INFO = "research-profile-info"
+PROFILE_TEXTS = "research-profile-texts"     # the most extreme texts of the clicked head
+
+
+def profile_grid(measure: str) -> dict:
+    """The layers x heads grid of one profile measure (models.profile.MEASURES)."""
+    return {"type": "research-profile-grid", "measure": measure}
+
+
+def profile_text(index: int) -> dict:
+    """A listed corpus text (index into the cached profile's texts); click opens it in the heatmap."""
+    return {"type": "research-profile-text", "index": index}
+
 
 def study_row(method: str) -> dict:
     """One row of the study table (a method name or "random")."""

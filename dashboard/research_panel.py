@@ -14,6 +14,8 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard import research_ids as R
 from dashboard import research_measures as rm
+from dashboard import research_profile as rpr
+from models import profile as prof
 from models import measures
 from dashboard import research_pruning as rp
 from dashboard.cards import graph
@@ -102,6 +104,31 @@ def measure_section() -> html.Div:
     ], fill=False)
 
 
+def profile_section() -> html.Div:
+    upload = dcc.Upload(
+        id=R.PROFILE_UPLOAD, multiple=False, max_size=rpr.MAX_UPLOAD_BYTES, className="pruning-upload",
+        children=html.Div(["Drop or ", html.A("choose a text file", className="link-primary"),
+                           html.Span(" (one sentence a line; ≥ 200 recommended)", className="text-muted")]))
+    grids = dbc.Row([dbc.Col(graph(R.profile_grid(m), f"profile-{m}", class_name=f"{ids.HEAD_GRID_CLASS} "
+                                   "research-profile-grid", modebar=False), md=6, xl=3, class_name="mb-2")
+                     for m in prof.MEASURES], class_name="g-2")
+    return _section("Corpus head profile", [
+        html.Div([upload, html.Span("", id=R.PROFILE_CORPUS_INFO, className="small")], className="mb-1"),
+        _job_row("Compute profile", R.PROFILE_BUTTON, R.PROFILE_CANCEL, R.PROFILE_PROGRESS, R.PROFILE_PROGRESS_TEXT,
+                 R.PROFILE_PROGRESS_WRAP),
+        html.Div("", id=R.PROFILE_INFO, className="small text-muted mb-1"),
+        grids,
+        html.Div([], id=R.PROFILE_TEXTS, className="small"),
+    ], fill=False)
+
+
+def extreme_list(title: str, rows: list[dict]) -> html.Div:
+    return html.Div([html.Div(title, className="fw-semibold mb-1"), html.Ol([
+        html.Li([dbc.Button(r["text"], id=R.profile_text(r["index"]), n_clicks=0, color="link", size="sm",
+                            class_name="p-0 text-start align-baseline"),
+                 html.Span(f"  {r['value']:.3f}", className="text-muted font-monospace")]) for r in rows])])
+
+
 def research_card() -> dbc.Card:
     return dbc.Card([
         dbc.CardHeader(html.Div([
@@ -112,8 +139,10 @@ def research_card() -> dbc.Card:
         ], className="d-flex align-items-baseline gap-2 flex-wrap")),
         dbc.CardBody([
             dcc.Store(id=R.STUDY, data=None), dcc.Store(id=R.GREEDY_DONE, data=None),
+            dcc.Store(id=R.PROFILE, data=None), dcc.Store(id=R.PROFILE_CORPUS, data=None),
             dbc.Alert(id=R.STATUS, is_open=False, color="danger", dismissable=True, class_name="mb-2 py-2 small"),
             measure_section(),
+            html.Div(profile_section(), className="mt-3"),
             html.Div(study_section(), className="mt-3"),
             html.Div(greedy_section(), className="mt-3"),
         ]),
