@@ -107,3 +107,47 @@ def test_measure_choice_and_explain_lines():
         lines = rm.explain(m, "y = cos(...)")
         assert lines[1].startswith("Caveat:")
     assert rm.explain("grad-attention", "y = cos(a, b)")[-1] == "Target: y = cos(a, b)."
+
+
+def test_profile_upload_is_validated():
+    import base64
+
+    from dashboard import research_profile as rpr
+
+    url = "data:text/plain;base64," + base64.b64encode("One.\nTwo?\n# comment\nA\tB\n".encode()).decode()
+    c = rpr.decode_corpus(url, "x.txt")
+    assert c == {"name": "x.txt", "texts": ["One.", "Two?", "A", "B"]}
+    for bad in (None, "no-comma", "data:text/plain;base64," + base64.b64encode(b"\xff\xfe\x00").decode()):
+        with pytest.raises(PanelError):
+            rpr.decode_corpus(bad, "x")
+    with pytest.raises(PanelError):
+        rpr.corpus_texts({"name": "x", "texts": "not a list"})
+
+
+def test_profile_grids_and_text_from_a_store():
+    from dashboard import research_profile as rpr
+    from models import profile as prof
+
+    rng = np.random.default_rng(1)
+    mean = {m: rng.uniform(0, 1, (6, 12)).tolist() for m in prof.MEASURES}
+    roles = [["mixed"] * 12 for _ in range(6)]
+    roles[2][3] = "previous-token"
+    store = {"key": "ab" * 16, "model": "m", "corpus": "bundled corpus (264 texts)", "n": 264, "layers": 6,
+             "heads": 12, "mean": mean, "roles": roles, "tokens_mean": 14.2, "seconds": 3.0}
+    grids = rpr.profile_grids(store, selected=(2, 3))
+    assert set(grids) == set(prof.MEASURES)
+    fig = grids["punct"]
+    assert fig.layout.meta["kind"] == "head_grid" and fig.layout.meta["profile_measure"] == "punct"
+    assert np.allclose(np.array(fig.data[0].z, dtype=float), np.round(np.array(mean["punct"]), 3), atol=1e-3)
+    assert "previous-token 1" in rpr.profile_text(store) and "mixed 71" in rpr.profile_text(store)
+    assert rpr.profile_grids(None)["first"].layout.meta["kind"] == "empty"
+
+
+def test_profile_lookups_never_trust_the_browser():
+    from dashboard import research_profile as rpr
+
+    for store in (None, {"key": "../../etc/passwd"}, {"key": 5}, {"key": "ab" * 16}):
+        with pytest.raises(PanelError):
+            rpr.open_text(store, 0)
+    with pytest.raises(PanelError):
+        rpr.extreme_rows({"key": "ab" * 16}, "nope", 0, 0)
