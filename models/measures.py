@@ -134,7 +134,8 @@ class Measures:
 
 
 def _attention_modules(loaded) -> list:
-    """[(self-attention module, its parent module)] of the main block, in layer order."""
+    """[(self-attention module, its parent module)] of the main block, in layer order. Value-norm
+    reads the layer input as the attention input: true for post-LN BERT-family encoders."""
     model = loaded.model
     parents = {}
     for name, mod in model.named_modules():
@@ -188,22 +189,11 @@ def compute(loaded, text: str, text_pair: str | None = None, *, max_tokens: int 
     inputs.pop("labels", None)
     ids = inputs.pop("input_ids")
     modules = _attention_modules(loaded)
-    captured_x = {}
-
-    def pre_hook(layer):
-        def hook(_mod, args, kwargs):
-            x = args[0] if args else kwargs.get("hidden_states")
-            captured_x[layer] = x
-        return hook
-
-    handles = [m.register_forward_pre_hook(pre_hook(i), with_kwargs=True) for i, (m, _) in enumerate(modules)]
-    try:
-        with torch.inference_mode(False), torch.enable_grad():
-            emb = loaded.model.get_input_embeddings()(ids).detach().requires_grad_(True)
-            out = loaded.model(inputs_embeds=emb, output_attentions=True, **inputs)
-    finally:
-        for h in handles:
-            h.remove()
+    # no hooks on the shared model (other threads run it too): the input of a BERT layer's
+    # self-attention is the layer's input, hidden_states[layer]
+    with torch.inference_mode(False), torch.enable_grad():
+        emb = loaded.model.get_input_embeddings()(ids).detach().requires_grad_(True)
+        out = loaded.model(inputs_embeds=emb, output_attentions=True, output_hidden_states=True, **inputs)
     atts = out.attentions  # L x [1,H,T,T]
     raw = torch.stack([a[0] for a in atts]).detach().float().numpy()  # [L,H,T,T]
     # value-norm: f^h(x_j) = (x_j W_V^h + b_V^h) W_O^h
@@ -211,12 +201,12 @@ def compute(loaded, text: str, text_pair: str | None = None, *, max_tokens: int 
     for layer, (mod, parent) in enumerate(modules):
         value = getattr(mod, "value", None)
         dense = getattr(getattr(parent, "output", None), "dense", None)
-        if value is None or dense is None or layer not in captured_x:
+        if value is None or dense is None or out.hidden_states is None:
             vn_error = (f"Value-norm is implemented for BERT-family encoders (a value projection and an output "
                         f"dense layer); {loaded.name} has {type(mod).__name__}.")
             break
         with torch.no_grad():
-            x = captured_x[layer][0].float()                       # [T, hidden]
+            x = out.hidden_states[layer][0].detach().float()      # [T, hidden], the layer's input
             v = value(x)                                           # [T, H*dh]
             H = raw.shape[1]
             dh = v.shape[-1] // H
