@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models import metrics
+from models.attention import InputError
 from models.run import AttentionRun, Truncation
 
 MEAN = "mean"
@@ -161,7 +162,8 @@ def head_weights(run: AttentionRun, block: str, layer: int, head, temperature: f
         w = b.weights[layer, heads].astype(np.float32)
     else:
         if b.scores is None:
-            raise ValueError("this run has no pre-softmax scores, so the temperature cannot be changed")
+            raise InputError("This model's run has no pre-softmax scores (its attention is read from the "
+                             "model's own output_attentions), so the temperature cannot be changed.")
         w = metrics.softmax_with_temperature(b.scores[layer, heads], temperature)
     return w.mean(axis=0) if head == MEAN else w
 

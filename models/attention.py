@@ -17,7 +17,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from models import interventions
+from models import interventions, verify
 from models.loader import LoadedModel
 from models.run import AttentionRun, Block, Token, Truncation
 
@@ -172,9 +172,12 @@ def extract(loaded: LoadedModel, text: str, text_pair: str | None = None, *, max
     inputs, source, target, truncations = forward_inputs(loaded, text, text_pair, limit)
     gates = _gates(loaded, head_mask)
     outputs = {}
+    fallback = getattr(loaded, "path", None) == "fallback"  # weights from the model's own output_attentions
     with torch.inference_mode(), interventions.capture(scores=scores) as cap, \
             interventions.head_gates(gates or {}):
-        out = loaded.model(**inputs)
+        out = loaded.model(**inputs, **({"output_attentions": True} if fallback else {}))
+    if fallback:
+        interventions.record_attentions(cap, loaded.blocks, verify.block_attentions(out, loaded.architecture))
     if getattr(out, "loss", None) is not None:
         outputs["loss"] = np.asarray(float(out.loss), dtype=np.float32)
     if loaded.architecture == "encoder" and loaded.head == "none":

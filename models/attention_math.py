@@ -25,8 +25,13 @@ from __future__ import annotations
 import torch
 
 
-def expand_kv(key: torch.Tensor, num_query_heads: int) -> torch.Tensor:
-    """[B, Hkv, T, D] -> [B, H, T, D]: repeat each key/value head for its query-head group."""
+def expand_kv(key: torch.Tensor, num_query_heads: int, kv_index: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, Hkv, T, D] -> [B, H, T, D]: repeat each key/value head for its query-head group.
+
+    kv_index [H] (optional): the key/value head of each query head, for groups of unequal size
+    (a physically pruned grouped-query layer, see models.pruning)."""
+    if kv_index is not None:
+        return key.index_select(1, kv_index.to(key.device))
     kv_heads = key.shape[1]
     if kv_heads == num_query_heads:
         return key
@@ -49,7 +54,8 @@ def sliding_window_keep(q_len: int, k_len: int, window: int, *, device=None) -> 
 
 def scores(query: torch.Tensor, key: torch.Tensor, *, scaling: float | None = None,
            attention_mask: torch.Tensor | None = None, softcap: float | None = None,
-           sliding_window: int | None = None, position_bias: torch.Tensor | None = None) -> torch.Tensor:
+           sliding_window: int | None = None, position_bias: torch.Tensor | None = None,
+           kv_index: torch.Tensor | None = None) -> torch.Tensor:
     """Pre-softmax scores [B, H, Tq, Tk] in the query dtype (-inf or a large negative where masked).
 
     query [B, H, Tq, D]; key [B, Hkv, Tk, D]; attention_mask broadcastable to [B, 1|H, Tq, >=Tk]
@@ -57,7 +63,7 @@ def scores(query: torch.Tensor, key: torch.Tensor, *, scaling: float | None = No
     """
     if scaling is None:
         scaling = query.size(-1) ** -0.5
-    key = expand_kv(key, query.shape[1])
+    key = expand_kv(key, query.shape[1], kv_index)
     out = torch.matmul(query, key.transpose(-1, -2)) * scaling
     if softcap is not None:
         out = torch.tanh(out / softcap) * softcap
@@ -88,7 +94,7 @@ def weights(scores: torch.Tensor, *, sinks: torch.Tensor | None = None) -> torch
     return torch.softmax(combined, dim=-1)[..., :-1].to(scores.dtype)
 
 
-def attend(weights: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+def attend(weights: torch.Tensor, value: torch.Tensor, kv_index: torch.Tensor | None = None) -> torch.Tensor:
     """Head outputs [B, Tq, H, D] from weights [B, H, Tq, Tk] and value [B, Hkv, Tk, D]."""
-    value = expand_kv(value, weights.shape[1])
+    value = expand_kv(value, weights.shape[1], kv_index)
     return torch.matmul(weights, value).transpose(1, 2).contiguous()

@@ -300,9 +300,11 @@ def test_physical_pruning_gpt2_with_a_fully_pruned_layer_and_soft_gates(tiny_gpt
 
 
 def test_physical_pruning_unsupported_is_clear(minilm):
-    bart = _tiny("bart", minilm.tokenizer)
-    with pytest.raises(NotImplementedError, match="BERT-family"):
-        pruning.physically_prune(bart, np.ones((2, 4), np.float32))
+    from models import families
+
+    t5 = loader.wrap("tiny-t5-unsupported", families.build_model("T5", len(minilm.tokenizer)), minilm.tokenizer)
+    with pytest.raises(NotImplementedError, match="BERT-family.*T5Attention"):
+        pruning.physically_prune(t5, np.ones((2, 4), np.float32))
 
 
 # ---- masks, comparisons, curves -----------------------------------------------------------------

@@ -124,3 +124,15 @@ def test_dropout_off_in_eval_on_in_training():
     torch.manual_seed(0)
     _, w3 = dashboard_attention(SimpleNamespace(training=True), q, k, v, None, dropout=0.5)
     assert (w3 == 0).any()
+
+
+def test_kv_index_reads_the_named_key_value_heads():
+    """A pruned grouped-query layer: query heads [a, b, c] read key/value heads [0, 1, 1]."""
+    q, k, v = _qkv(6)
+    kv_index = torch.tensor([0, 1, 1])
+    q3 = q[:, [1, 2, 3]]  # [B,3,Tq,D]: what is left of 4 heads in 2 groups after pruning head 0
+    s = am.scores(q3, k, kv_index=kv_index)
+    full = am.scores(q, k)  # the unpruned layer: head h reads KV head h // 2
+    torch.testing.assert_close(s, full[:, [1, 2, 3]])
+    out = am.attend(am.weights(s), v, kv_index)
+    torch.testing.assert_close(out, am.attend(am.weights(full), v)[:, :, [1, 2, 3]])
