@@ -26,6 +26,8 @@ METHOD_HELP = {
     "output-sensitivity": "E‖∂e/∂ξ_h‖² of the normalised sentence embedding (random projections)",
     "loss-gradient-iterative": "Michel et al. §4: re-estimated after each 10 % pruned",
     "output-sensitivity-iterative": "re-estimated after each 10 % pruned",
+    "cosine-spread": "Σ_i (∂c_i/∂ξ_h − mean)²: how much the head's gate reorders the pair cosines",
+    "cosine-spread-iterative": "re-estimated after each 10 % pruned",
     "greedy": "needs the greedy job below first",
 }
 
@@ -60,7 +62,7 @@ def study_section() -> html.Div:
         id=R.METHODS, inline=True, value=list(rp.DEFAULT_METHODS), class_name="small",
         options=[{"label": rp.METHOD_LABELS[m], "value": m, "title": METHOD_HELP[m]} for m in
                  ("loss-gradient", "output-sensitivity", "loss-gradient-iterative", "output-sensitivity-iterative",
-                  "greedy")])
+                  "cosine-spread", "cosine-spread-iterative", "greedy")])
     controls = dbc.Row([
         dbc.Col([dbc.Label("Random seeds", html_for=R.SEEDS, class_name="small fw-semibold mb-0"),
                  dbc.Input(id=R.SEEDS, type="number", min=rp.MIN_SEEDS, max=rp.MAX_SEEDS, step=1,

@@ -26,11 +26,14 @@ METHOD_LABELS = {
     "output-sensitivity": "output sensitivity (one-shot)",
     "loss-gradient-iterative": "loss gradient (iterative)",
     "output-sensitivity-iterative": "output sensitivity (iterative)",
+    "cosine-spread": "pair-cosine spread (one-shot)",
+    "cosine-spread-iterative": "pair-cosine spread (iterative)",
     "greedy": "greedy leave-one-out",
     "random": "random",
 }
 COLORS = {"loss-gradient": "#2563eb", "output-sensitivity": "#dc2626", "loss-gradient-iterative": "#7c3aed",
-          "output-sensitivity-iterative": "#ea580c", "greedy": "#059669", "random": "#6b7280"}
+          "output-sensitivity-iterative": "#ea580c", "cosine-spread": "#db2777", "cosine-spread-iterative": "#9d174d",
+          "greedy": "#059669", "random": "#6b7280"}
 DEFAULT_SEEDS = 8
 MIN_SEEDS, MAX_SEEDS = 5, 20
 DEFAULT_ESTIMATE = 50  # percent of the pairs that estimate importance

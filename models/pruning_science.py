@@ -47,7 +47,7 @@ from models.attention import mean_pool
 
 GREEDY_PAIRS = 16  # greedy leave-one-out runs on at most this many estimate pairs (~N²/2 evaluations)
 METHODS = ("loss-gradient", "output-sensitivity", "loss-gradient-iterative",
-           "output-sensitivity-iterative", "greedy")
+           "output-sensitivity-iterative", "cosine-spread", "cosine-spread-iterative", "greedy")
 METHOD_TEXT = {
     "loss-gradient": "loss gradient, one-shot (Michel et al. 2019: Σ|∂L/∂ξ_h| on the estimate split, "
                      "normalised per layer)",
@@ -55,6 +55,9 @@ METHOD_TEXT = {
                           "random projections, on the estimate split)",
     "loss-gradient-iterative": "loss gradient, iterative (Michel et al. §4: re-estimated after each pruning step)",
     "output-sensitivity-iterative": "output sensitivity, iterative (re-estimated after each pruning step)",
+    "cosine-spread": "pair-cosine spread, one-shot (Σ_i (∂c_i/∂ξ_h − mean)² over estimate pairs: how much the "
+                     "head's gate reorders the pair cosines; centred random projections)",
+    "cosine-spread-iterative": "pair-cosine spread, iterative (re-estimated after each pruning step)",
     "greedy": f"greedy leave-one-out (each step removes the head whose removal hurts the metric least, "
               f"on the first {GREEDY_PAIRS} estimate pairs, up to 50 % of heads)",
     "random": "random orders (mean ± std over seeds)",
@@ -158,6 +161,40 @@ def output_sensitivity_scores(loaded, pairs_or_texts, *, mask=None, projections:
     return out
 
 
+def cosine_spread_scores(loaded, pairs, *, mask=None, projections: int = 8, batch_pairs: int = 32,
+                         block: str | None = None, seed: int = 0, should_stop=None) -> np.ndarray:
+    """float64 [L,H]: Σ_i (∂c_i/∂ξ_h − mean_i ∂c_i/∂ξ_h)² / n, the spread over pairs of how head h's
+    gate moves the pair cosines c_i = cos(e(a_i), e(b_i)) (a shift shared by all pairs leaves
+    their ranking alone; a spread reorders them). Estimated with centred Gaussian projections:
+    r = z − mean(z), E[(Σ_i r_i ∂c_i/∂ξ_h)²] = Σ_i (∂c_i/∂ξ_h − mean)², one backward each."""
+    if not imp._is_embedding(loaded):
+        raise ValueError("the cosine-spread score is defined for sentence-embedding models (pairs)")
+    block = block or next(iter(loaded.blocks))
+    pairs_, _ = imp._examples(pairs)
+    if pairs_ is None:
+        raise ValueError("the cosine-spread score needs sentence pairs")
+    rng = torch.Generator().manual_seed(int(seed))
+    acc = np.zeros(loaded.shape(block), dtype=np.float64)
+    for chunk in imp._batches(pairs_, batch_pairs):
+        imp._check(should_stop)
+        xi = _xi(loaded, block, mask)
+        with torch.inference_mode(False), torch.enable_grad():
+            inputs = imp._text_inputs(loaded, [a for a, _ in chunk] + [b for _, b in chunk])
+            with imp._gated(loaded, {block: xi}):
+                out = loaded.model(**inputs)
+            hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+            e = mean_pool(hidden, inputs["attention_mask"])
+            c = (e[:len(chunk)] * e[len(chunk):]).sum(-1)  # [n] pair cosines
+            for p in range(projections):
+                z = torch.randn(c.shape, generator=rng, dtype=c.dtype)
+                (g,) = torch.autograd.grad(((z - z.mean()) * c).sum(), xi, retain_graph=p < projections - 1)
+                acc += g.double().numpy() ** 2 / projections
+    out = acc / len(pairs_)
+    if mask is not None:
+        out = out * (np.asarray(mask) > 0)
+    return out
+
+
 def gate_scores(loaded, pairs, method: str, *, mask=None, block: str | None = None, should_stop=None,
                 seed: int = 0) -> np.ndarray:
     """float64 [L,H] (higher = more important) for a one-shot method name (with or without
@@ -167,6 +204,8 @@ def gate_scores(loaded, pairs, method: str, *, mask=None, block: str | None = No
         return loss_gradient_scores(loaded, pairs, mask=mask, block=block, should_stop=should_stop)
     if base == "output-sensitivity":
         return output_sensitivity_scores(loaded, pairs, mask=mask, block=block, should_stop=should_stop, seed=seed)
+    if base == "cosine-spread":
+        return cosine_spread_scores(loaded, pairs, mask=mask, block=block, should_stop=should_stop, seed=seed)
     raise ValueError(f"unknown importance method {method!r}")
 
 
