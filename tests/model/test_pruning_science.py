@@ -52,18 +52,19 @@ def test_output_sensitivity_matches_finite_differences(minilm, pairs):
     texts = [s for p in pairs[:2] for s in p]  # 4 texts
     est = ps.output_sensitivity_scores(minilm, texts, projections=48, seed=3)  # [6, 12]
     eps = 1e-2
-    fd = np.zeros((6, 12))
-    for l in range(6):
-        for h in range(12):
-            up, down = torch.ones(6, 12), torch.ones(6, 12)
-            up[l, h], down[l, h] = 1 + eps, 1 - eps
-            d = (_embed(minilm, texts, up) - _embed(minilm, texts, down)) / (2 * eps)  # [4, 384]
-            fd[l, h] = float((d ** 2).sum(1).mean())
+    heads = [(l, h) for l in (0, 2, 5) for h in range(0, 12, 2)]  # 18 heads over early/middle/late layers
+    fd = np.zeros(len(heads))
+    for n, (l, h) in enumerate(heads):
+        up, down = torch.ones(6, 12), torch.ones(6, 12)
+        up[l, h], down[l, h] = 1 + eps, 1 - eps
+        d = (_embed(minilm, texts, up) - _embed(minilm, texts, down)) / (2 * eps)  # [4, 384]
+        fd[n] = float((d ** 2).sum(1).mean())
     assert est.shape == (6, 12) and np.all(est >= 0)
+    est = np.array([est[l, h] for l, h in heads])
     # a Monte Carlo estimate (48 projections x 4 texts): close on the whole, each head within noise
-    assert np.corrcoef(np.log(est.ravel() + 1e-12), np.log(fd.ravel() + 1e-12))[0, 1] > 0.9
+    assert np.corrcoef(np.log(est + 1e-12), np.log(fd + 1e-12))[0, 1] > 0.9
     assert est.sum() == pytest.approx(fd.sum(), rel=0.15)
-    ratio = est.ravel() / fd.ravel()
+    ratio = est / fd
     assert np.median(ratio) == pytest.approx(1.0, abs=0.25)
 
 
@@ -97,14 +98,14 @@ def test_iterative_order_is_a_permutation_starting_with_one_shot(minilm, pairs):
 
 @pytest.fixture(scope="module")
 def study(minilm, pairs):
-    sub = pairs[:24]
+    sub = pairs[:16]
     return ps.held_out_study(minilm, sub, methods=["loss-gradient", "output-sensitivity"], shares=[0.0, 0.3, 0.5],
                              seeds=5, bootstrap=60)
 
 
 def test_study_curves_match_an_independent_evaluation(minilm, pairs, study):
-    _, ev = ps.split_pairs(pairs[:24], 0.5, 0)
-    assert (study.n_estimate, study.n_evaluate, study.seeds) == (12, 12, 5)
+    _, ev = ps.split_pairs(pairs[:16], 0.5, 0)
+    assert (study.n_estimate, study.n_evaluate, study.seeds) == (8, 8, 5)
     assert study.pruned == [0, 22, 36]
     for m in study.methods:
         assert study.curves[m][0] == pytest.approx(1.0)
@@ -123,7 +124,7 @@ def test_study_curves_match_an_independent_evaluation(minilm, pairs, study):
 
 
 def test_greedy_first_step_is_the_least_harmful_single_removal(minilm, pairs):
-    sub = pairs[:4]
+    sub = pairs[:3]
     order = ps.greedy_order(minilm, sub, 1)
     ev = importance.prepare_eval(minilm, sub)
     vals = []
