@@ -123,16 +123,33 @@ def test_study_curves_match_an_independent_evaluation(minilm, pairs, study):
         np.testing.assert_allclose(study.z[m][1:], (np.array(study.curves[m]) - mean)[1:] / std[1:], rtol=1e-6)
 
 
-def test_greedy_first_step_is_the_least_harmful_single_removal(minilm, pairs):
-    sub = pairs[:3]
-    order = ps.greedy_order(minilm, sub, 1)
-    ev = importance.prepare_eval(minilm, sub)
-    vals = []
-    for j in range(72):
-        m = np.ones(72, np.float32)
-        m[j] = 0
-        vals.append(importance.pair_metrics(minilm, ev, {"self": m.reshape(6, 12)})["spearman"])
-    assert vals[int(order[0])] == pytest.approx(max(vals), abs=1e-6)
+@pytest.fixture(scope="module")
+def tiny_bert(minilm):
+    """A random 2-layer x 3-head BERT sentence encoder (6 heads) with the MiniLM tokenizer."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(minilm.tokenizer), hidden_size=24, num_hidden_layers=2, num_attention_heads=3,
+                     intermediate_size=48, max_position_embeddings=64)
+    return loader.wrap("tiny-bert-science", BertModel(cfg, add_pooling_layer=False), minilm.tokenizer)
+
+
+def test_greedy_order_removes_the_least_harmful_head_at_each_step(tiny_bert, pairs):
+    sub = pairs[:6]
+    order = ps.greedy_order(tiny_bert, sub, 3)
+    assert len(set(order.tolist())) == 3
+    ev = importance.prepare_eval(tiny_bert, sub)
+    removed = []
+    for step in range(3):  # an independent greedy loop through importance.pair_metrics
+        vals = {}
+        for j in range(6):
+            if j in removed:
+                continue
+            m = np.ones(6, np.float32)
+            m[removed + [j]] = 0
+            vals[j] = importance.pair_metrics(tiny_bert, ev, {"self": m.reshape(2, 3)})["spearman"]
+        assert vals[int(order[step])] == pytest.approx(max(vals.values()), abs=1e-6)
+        removed.append(int(order[step]))
     assert ps.greedy_evaluations(72, 36) == sum(range(37, 73))
 
 
