@@ -35,7 +35,7 @@ METHODS = ["loss-gradient", "output-sensitivity", "loss-gradient-iterative", "ou
 def table(r: dict, shares=(0.3, 0.5)) -> str:
     idx = [r["shares"].index(s) for s in shares]
     head = "| order (estimated on %d pairs) | " % r["n_estimate"] + " | ".join(
-        f"{s:.0%} pruned: ρ [95 %% CI] · z · p" for s in shares) + " |"
+        f"{s:.0%} pruned: ρ [95 % CI] · z · p" for s in shares) + " |"
     lines = [head, "|---|" + "---|" * len(shares)]
     for m in r["methods"]:
         cells = []
