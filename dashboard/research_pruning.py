@@ -119,7 +119,7 @@ def greedy_cost(store, corpus, percent) -> dict:
     est = ps.greedy_subset(pairs, parse_share(percent))
     L, H = loaded.shape(next(iter(loaded.blocks)))
     n = ps.greedy_evaluations(L * H, int(round(0.5 * L * H)))
-    each = ps.seconds_per_evaluation(loaded, est, repeats=1)
+    each = ps.cached_seconds_per_evaluation(loaded, est)
     return {"evaluations": n, "seconds_each": each, "seconds": n * each, "n_estimate": len(est)}
 
 
@@ -129,7 +129,7 @@ def greedy_note(cost: dict | None) -> str:
     mins = cost["seconds"] / 60
     return (f"Greedy leave-one-out up to 50 % of heads: {cost['evaluations']:,} evaluations of the "
             f"{cost['n_estimate']} estimate pairs, ~{cost['seconds_each']:.2f} s each here "
-            f"(measured now): about {mins:.0f} min. Runs in the background; Cancel stops it.")
+            f"(measured on this server): about {mins:.0f} min. Runs in the background; Cancel stops it.")
 
 
 def eta_reporter(set_progress: Callable | None, what: str) -> Callable[[int, int], None]:

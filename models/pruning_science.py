@@ -353,6 +353,20 @@ def seconds_per_evaluation(loaded, pairs, *, block: str | None = None, repeats: 
     return (time.perf_counter() - t0) / repeats
 
 
+_SPE: dict = {}  # (model fingerprint, pairs hash) -> seconds; per process, a measurement, not state
+
+
+def cached_seconds_per_evaluation(loaded, pairs, *, block: str | None = None) -> float:
+    """seconds_per_evaluation measured once per process for (model, pairs), then reused: the page
+    shows the greedy job's cost without running the model on every new text."""
+    from models import cache
+
+    key = (loaded.fingerprint, cache.stable_hash([list(p) for p in pairs]))
+    if key not in _SPE:
+        _SPE[key] = seconds_per_evaluation(loaded, pairs, block=block, repeats=1)
+    return _SPE[key]
+
+
 # ---- the study --------------------------------------------------------------------------------
 
 STUDY_SHARES = tuple(round(0.1 * i, 1) for i in range(10))
