@@ -40,6 +40,22 @@ def register(app) -> None:
         fig, title, lines = rm.measure_view(needs_run(store), name, layer, head, color_scale)
         return fig, title, [html.Div(t) for t in lines]
 
+    @app.callback(
+        Output(R.MODEL_VIEW, "figure"), Output(R.MODEL_VIEW_NOTE, "children"),
+        Input(ids.RUN, "data"), Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
+    )
+    @guarded("drawing the model view")
+    def model_view(store, layer, head):
+        return rm.model_view_figure(needs_run(store), layer, head)
+
+    app.clientside_callback(ClientsideFunction(namespace="hover", function_name="fromGrid"),
+                            Output(ids.HOVER, "data", allow_duplicate=True),
+                            Input(R.MODEL_VIEW, "hoverData"), prevent_initial_call=True)
+    app.clientside_callback(ClientsideFunction(namespace="hover", function_name="headFromGrid"),
+                            Output(ids.LAYER, "value", allow_duplicate=True),
+                            Output(ids.HEAD, "value", allow_duplicate=True),
+                            Input(R.MODEL_VIEW, "clickData"), prevent_initial_call=True)
+
     app.clientside_callback(ClientsideFunction(namespace="hover", function_name="fromHeatmap"),
                             Output(ids.HOVER, "data", allow_duplicate=True),
                             Input(R.MEASURE_GRAPH, "hoverData"), State(R.MEASURE_GRAPH, "figure"),

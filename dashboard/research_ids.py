@@ -31,6 +31,10 @@ MEASURE_GRAPH = "research-measure-graph"    # heatmap of the chosen measure (pag
 MEASURE_TITLE = "research-measure-title"
 MEASURE_EXPLAIN = "research-measure-explain"  # formula, caveat, target
 
+# ---- model view ----------------------------------------------------------------------------------
+MODEL_VIEW = "research-model-view"          # every layer x head as thumbnails (one heatmap)
+MODEL_VIEW_NOTE = "research-model-view-note"
+
 # ---- corpus head profile ------------------------------------------------------------------------
 PROFILE = "research-profile-store"           # {"key", "model", "corpus", "n", "mean", "roles", ...}
 PROFILE_CORPUS = "research-profile-corpus"   # None (bundled) | {"name", "texts"}

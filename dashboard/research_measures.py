@@ -70,3 +70,27 @@ def measure_view(store: dict | None, measure, layer, head, color_scale="accent")
         where = f"layers 0–{lay} (rolled out, heads averaged)"
     title = f"{measures.MEASURE_LABELS[measure]} · {where}"
     return fig, title, explain(measure, m.target)
+
+
+def model_view_figure(store: dict | None, layer, head):
+    """(figure, note): dashboard.research_modelview of the run's raw weights (models.measures'
+    forward pass of the main self-attention block), the page's head outlined."""
+    from dashboard.research_modelview import model_view
+    from models import loader
+
+    info = run_info(store)
+    r = info.request
+    loaded = loader.get_loaded(info.model)
+    try:
+        m = measures.compute(loaded, r["text"], r.get("text_pair"), max_tokens=r.get("max_tokens"))
+    except NotImplementedError as exc:
+        raise PanelError(str(exc)) from None
+    L, H = m.raw.shape[:2]
+    lay, hd = parse_layer(layer), parse_head(head)
+    selected = (min(lay, L - 1), min(int(hd), H - 1)) if lay is not None and hd not in (None, MEAN) else None
+    fig = model_view(m.raw, selected=selected)
+    meta = fig.layout.meta
+    pooled = "" if meta["pool"] == 1 else f", each {meta['pool']}×{meta['pool']} block of tokens averaged"
+    note = (f"All {L} layers × {H} heads, raw weights, {len(m.tokens)} tokens ({meta['thumb_tokens']} per side"
+            f"{pooled}; one colour scale 0–1). Hover outlines the head everywhere; click shows it.")
+    return fig, note

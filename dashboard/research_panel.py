@@ -106,6 +106,14 @@ def measure_section() -> html.Div:
     ], fill=False)
 
 
+def model_view_section() -> html.Div:
+    return _section("Model view", [
+        html.Div("", id=R.MODEL_VIEW_NOTE, className="small text-muted mb-1"),
+        graph(R.MODEL_VIEW, "attention-model-view", class_name=f"{ids.HEAD_GRID_CLASS} research-model-view",
+              modebar=False),
+    ], fill=False)
+
+
 def profile_section() -> html.Div:
     upload = dcc.Upload(
         id=R.PROFILE_UPLOAD, multiple=False, max_size=rpr.MAX_UPLOAD_BYTES, className="pruning-upload",
@@ -144,6 +152,7 @@ def research_card() -> dbc.Card:
             dcc.Store(id=R.PROFILE, data=None), dcc.Store(id=R.PROFILE_CORPUS, data=None),
             dbc.Alert(id=R.STATUS, is_open=False, color="danger", dismissable=True, class_name="mb-2 py-2 small"),
             measure_section(),
+            html.Div(model_view_section(), className="mt-3"),
             html.Div(profile_section(), className="mt-3"),
             html.Div(study_section(), className="mt-3"),
             html.Div(greedy_section(), className="mt-3"),

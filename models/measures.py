@@ -54,7 +54,8 @@ MEASURE_TEXT = {
                        "weight, not what removing it does; the sign matters (the heatmap shows the magnitude, "
                        "the numbers keep the sign). Gradients saturate."),
 }
-_CACHE_SIZE = 8
+_CACHE_SIZE = 3  # Measures of a 512-token text hold ~120 MB (float16 [L,H,T,T] x 3)
+_ROWS = 32
 
 
 def _f32(x) -> np.ndarray:
@@ -87,8 +88,11 @@ def value_norm(weights, f) -> tuple[np.ndarray, np.ndarray]:
     if w.ndim != 3 or f.ndim != 3 or w.shape[0] != f.shape[0] or w.shape[2] != f.shape[1]:
         raise ValueError(f"value_norm needs weights [H,Tq,Tk] and f [H,Tk,d], got {w.shape} and {f.shape}")
     per_head = w * np.linalg.norm(f, axis=-1)[:, None, :]
-    summed = np.einsum("hij,hjd->ijd", w, f)  # [Tq,Tk,d]
-    return per_head.astype(np.float32), np.linalg.norm(summed, axis=-1).astype(np.float32)
+    layer = np.zeros(w.shape[1:], dtype=np.float32)
+    for q0 in range(0, w.shape[1], _ROWS):  # [rows, Tk, d] at a time: bounded memory at 512 tokens
+        summed = np.einsum("hij,hjd->ijd", w[:, q0:q0 + _ROWS], f)
+        layer[q0:q0 + _ROWS] = np.linalg.norm(summed, axis=-1)
+    return per_head.astype(np.float32), layer
 
 
 def grad_x_attention(weights, grads) -> np.ndarray:
@@ -103,7 +107,7 @@ def grad_x_attention(weights, grads) -> np.ndarray:
 class Measures:
     """Every measure for one text (pair), main self-attention block.
 
-    raw float32 [L,H,T,T]; rollout float32 [L,T,T]; value_norm float32 [L,H,T,T] and
+    raw float16 [L,H,T,T]; rollout float32 [L,T,T]; value_norm float16 [L,H,T,T] and
     value_norm_layer [L,T,T] (None with `value_error` for non-BERT families); grad float32 [L,H,T,T] (signed) or None with `target_error` saying
     why; target: the name of y; tokens: the T token labels."""
     raw: np.ndarray
@@ -111,15 +115,18 @@ class Measures:
     value_norm: np.ndarray | None
     value_norm_layer: np.ndarray | None
     value_error: str
-    grad: np.ndarray | None
+    grad: np.ndarray | None  # float16 [L,H,T,T], signed
     target: str
     target_error: str
     tokens: tuple
 
     def matrix(self, measure: str, layer: int, head: int | None) -> np.ndarray:
         """float32 [T,T] for `measure` at `layer` and `head` (None = mean of heads / the layer)."""
+        return np.asarray(self._matrix(measure, layer, head), dtype=np.float32)
+
+    def _matrix(self, measure: str, layer: int, head: int | None) -> np.ndarray:
         if measure == "raw":
-            return self.raw[layer].mean(0) if head is None else self.raw[layer, head]
+            return self.raw[layer].astype(np.float32).mean(0) if head is None else self.raw[layer, head]
         if measure == "rollout":
             return self.rollout[layer]
         if measure == "value-norm":
@@ -129,7 +136,7 @@ class Measures:
         if measure == "grad-attention":
             if self.grad is None:
                 raise ValueError(self.target_error)
-            return self.grad[layer].mean(0) if head is None else self.grad[layer, head]
+            return self.grad[layer].astype(np.float32).mean(0) if head is None else self.grad[layer, head]
         raise ValueError(f"unknown measure {measure!r}; one of {MEASURES}")
 
 
@@ -242,9 +249,10 @@ def compute(loaded, text: str, text_pair: str | None = None, *, max_tokens: int 
             grads = torch.autograd.grad(y, list(atts), allow_unused=True)
             g = np.stack([np.zeros_like(raw[0]) if gr is None else gr[0].detach().float().numpy() for gr in grads])
             grad = grad_x_attention(raw, g)
-    res = Measures(raw=raw, rollout=rollout(raw), value_norm=np.stack(vn) if not vn_error else None,
+    res = Measures(raw=raw.astype(np.float16), rollout=rollout(raw),
+                   value_norm=np.stack(vn).astype(np.float16) if not vn_error else None,
                    value_norm_layer=np.stack(vn_layer) if not vn_error else None, value_error=vn_error,
-                   grad=grad, target=target_name(loaded, has_pair), target_error=err,
+                   grad=None if grad is None else grad.astype(np.float16), target=target_name(loaded, has_pair), target_error=err,
                    tokens=tuple(t.label for t in tokens))
     with _lock:
         _cache[key] = res

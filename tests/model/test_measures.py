@@ -58,7 +58,8 @@ def plain(minilm):
 def test_raw_weights_match_plain_bert(result, plain):
     assert result.raw.shape == (6, 12, len(plain["probs"][0][0]), len(plain["probs"][0][0]))
     for layer in range(6):
-        np.testing.assert_allclose(result.raw[layer], plain["probs"][layer], atol=2e-5)
+        # stored as float16 (half the memory): 2^-11 relative, weights <= 1
+        np.testing.assert_allclose(result.raw[layer].astype(np.float32), plain["probs"][layer], atol=6e-4)
 
 
 def test_rollout_matches_a_plain_loop(result, plain):
@@ -86,7 +87,7 @@ def test_value_norm_matches_per_head_weight_slices(minilm, result, plain):
             sl = slice(h * dh, (h + 1) * dh)
             f = (x @ wv[sl].T + bv[sl]) @ wo[:, sl].T           # [T, hidden]
             expect = p[h] * np.linalg.norm(f, axis=1)[None, :]
-            np.testing.assert_allclose(result.value_norm[layer, h], expect, rtol=2e-3, atol=2e-4)
+            np.testing.assert_allclose(result.value_norm[layer, h].astype(np.float32), expect, rtol=2e-3, atol=2e-4)
         for h in range(12):
             sl = slice(h * dh, (h + 1) * dh)
             f = (x @ wv[sl].T + bv[sl]) @ wo[:, sl].T
@@ -100,7 +101,7 @@ def test_grad_x_attention_matches_plain_autograd(result, plain):
     scale = max(np.abs(g).max() for g in plain["grads"])
     for layer in range(6):
         expect = plain["probs"][layer] * plain["grads"][layer]
-        np.testing.assert_allclose(result.grad[layer], expect, atol=2e-3 * scale * 1.0)
+        np.testing.assert_allclose(result.grad[layer].astype(np.float32), expect, atol=2e-3 * scale)
         # and the values are not all ~0: the check above compares real numbers
         assert np.abs(expect).max() > 1e-4 * scale
     assert result.matrix("grad-attention", 2, None).shape == result.raw.shape[2:]

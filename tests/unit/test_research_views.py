@@ -151,3 +151,24 @@ def test_profile_lookups_never_trust_the_browser():
             rpr.open_text(store, 0)
     with pytest.raises(PanelError):
         rpr.extreme_rows({"key": "ab" * 16}, "nope", 0, 0)
+
+
+def test_model_view_places_each_head_in_its_box():
+    from dashboard.research_modelview import model_view
+
+    rng = np.random.default_rng(0)
+    w = rng.dirichlet(np.ones(7), size=(3, 4, 7)).astype(np.float32)  # [L=3, H=4, T=7, T=7]
+    fig = model_view(w, max_tokens=12, selected=(1, 2))
+    z = np.array(fig.data[0].z, dtype=float)
+    x, y = np.array(fig.data[0].x, dtype=float), np.array(fig.data[0].y, dtype=float)
+    assert z.shape == (3 * 8, 4 * 8)
+    for layer in range(3):
+        for head in range(4):
+            cols = np.nonzero((np.round(x) == head) & ~np.isclose(x % 1, 0.5))[0]  # gaps sit at h + 0.5
+            rows = np.nonzero((np.round(y) == layer) & ~np.isclose(y % 1, 0.5))[0]
+            assert len(cols) == len(rows) == 7
+            # every thumbnail cell rounds to its own (head, layer), so hover / click give that head
+            np.testing.assert_allclose(z[np.ix_(rows, cols)], w[layer, head], atol=1e-3)
+    gaps = np.isnan(z)
+    assert gaps[7::8].all() and gaps[:, 7::8].all()
+    assert fig.layout.meta["kind"] == "model_view" and fig.layout.shapes[0].x0 == 1.5
