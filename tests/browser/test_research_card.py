@@ -55,6 +55,18 @@ def test_measure_selector_draws_the_engine_rollout(page):
     assert meta["layer"] == DEFAULT_LAYER
     np.testing.assert_allclose(_z(page, R.MEASURE_GRAPH), expect, atol=2e-3 * max(1.0, float(expect.max())))
     assert "Caveat" in text_of(page, R.MEASURE_EXPLAIN)
+    # the model view: clicking the thumbnail of L1 H5 shows that head (the page's dropdowns)
+    until(lambda: _meta(page, R.MODEL_VIEW).get("kind") == "model_view", TIMEOUT, what="the model view")
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    x, y = cell_point(page, R.MODEL_VIEW, 5.1, 1.1)
+    ac = ActionChains(page.driver)
+    ac.w3c_actions.pointer_action.move_to_location(int(x), int(y))
+    ac.click()
+    ac.perform()
+    until(lambda: (_meta(page, R.MEASURE_GRAPH).get("layer"), _meta(page, R.MEASURE_GRAPH).get("head")) == (1, 5),
+          TIMEOUT, what="the clicked head shown")
+    assert _meta(page, R.MODEL_VIEW).get("selected") == [1, 5]
     assert page.get_logs() == []
 
 
