@@ -65,6 +65,16 @@
         if (!p || m.kind !== "heatmap") {
             return {layer: null, head: null, query: null, key: null, source: "heatmap"};
         }
+        if (m.pooled) {  // an overview cell ("1200–1203"): the first query / key of its block
+            var q = parseInt(String(p.y), 10), k = parseInt(String(p.x), 10);
+            return {
+                layer: m.layer === undefined ? null : m.layer,
+                head: m.head === undefined ? null : m.head,
+                query: isFinite(q) ? q : null,
+                key: isFinite(k) ? k : null,
+                source: "heatmap"
+            };
+        }
         return {
             layer: m.layer === undefined ? null : m.layer,
             head: m.head === undefined ? null : m.head,
@@ -139,12 +149,29 @@
         var m = meta(g);
         if (!hover || m.kind !== "heatmap" || hover.query === null && hover.key === null) { return null; }
         if (hover.source !== "heatmap" && hover.source !== "keyboard") { return null; }
-        var r = hover.query === null ? null : hover.query - (m.query_offset || 0);
-        var c = hover.key === null ? null : hover.key - (m.key_offset || 0);
+        var r, c;
+        if (m.pooled) {  // the overview cell whose block holds the position
+            r = hover.query === null ? null : blockOf(m.row_starts || [], hover.query);
+            c = hover.key === null ? null : blockOf(m.col_starts || [], hover.key);
+        } else {
+            r = hover.query === null ? null : hover.query - (m.query_offset || 0);
+            c = hover.key === null ? null : hover.key - (m.key_offset || 0);
+        }
         if (r !== null && (r < 0 || r >= m.rows)) { r = null; }
         if (c !== null && (c < 0 || c >= m.cols)) { c = null; }
         if (r === null && c === null) { return null; }
         return {row: r, col: c, rows: m.rows, cols: m.cols};
+    }
+
+    /* Index of the block (sorted first positions `starts`) holding position `pos`, or null. */
+    function blockOf(starts, pos) {
+        if (!starts.length || pos < starts[0]) { return null; }
+        var lo = 0, hi = starts.length - 1;
+        while (lo < hi) {
+            var mid = (lo + hi + 1) >> 1;
+            if (starts[mid] <= pos) { lo = mid; } else { hi = mid - 1; }
+        }
+        return lo;
     }
 
     function gridShapes(hover, g) {
@@ -182,6 +209,12 @@
         var m = meta(g);
         var z = g.data && g.data[0] && g.data[0].z;
         var v = z && z[cell.row] ? z[cell.row][cell.col] : null;
+        if (m.pooled) {
+            var t = g.data[0];
+            var bv = (v === null || v === undefined) ? "masked (cannot attend)" : Number(v).toFixed(3);
+            return "Block of queries " + (t.y ? t.y[cell.row] : "") + " to keys " + (t.x ? t.x[cell.col] : "") +
+                   ": block " + (m.pool || "max") + " " + bv;
+        }
         var q = cell.row + (m.query_offset || 0), k = cell.col + (m.key_offset || 0);
         var val = (v === null || v === undefined) ? "masked (cannot attend)" : Number(v).toFixed(2);
         return "Attention from query " + q + " (" + tokenLabel(g, "yaxis", cell.row) + ") to key " + k +

@@ -4,7 +4,7 @@
 
     api.models()                                   # names this deployment offers
     run = api.run("The cat sat on the mat.")        # AttentionRun (embedded MiniLM by default)
-    run.weights[2, 5]                              # float16 [query, key]: layer 2, head 5
+    run.head_weights(2, 5)                         # float32 [query, key]: layer 2, head 5, rebuilt
     run.entropy()                                  # float32 [layers, heads], mean row entropy (bits)
     run.top_keys(layer=2, head=5, query=3, k=5)    # [(key index, weight, pre-softmax score), ...]
     imp = api.head_importance()                    # Michel et al. importance on the bundled pairs

@@ -614,7 +614,7 @@ def head_entropy(loaded, texts, *, block: str | None = None, max_texts: int = 25
     acc = None
     for t in texts:
         _check(should_stop)
-        run = attention.extract(loaded, t, max_tokens=MAX_TOKENS, scores=False)
+        run = attention.extract(loaded, t, max_tokens=MAX_TOKENS)
         e = run.head_metrics(block)["entropy"].astype(np.float64)
         acc = e if acc is None else acc + e
     return (acc / len(texts)).astype(np.float32)

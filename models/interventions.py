@@ -4,8 +4,10 @@ Every model is loaded with `attn_implementation="dashboard"`. The function compu
 transformers' eager attention computes, and in addition, when the calling thread has opened one
 of the context managers below:
 
-* `capture()`      records each attention call: the pre-softmax scores
-                   `[batch, heads, query, key]` (QK^T·scale + mask) and the weights;
+* `capture()`      records each attention call in compact form (models.compact): the queries
+                   and keys the softmax saw `[heads, T, head_dim]`, the mask as flags, any
+                   additive bias, and per-query summaries of the weights, checked against the
+                   model's own weights (full storage as the fallback);
 * `head_gates(g)`  multiplies each head's output `[batch, query, heads, head_dim]` by a gate
                    before the output projection (0 prunes a head; a tensor with
                    `requires_grad` gives the head-importance gradient).
@@ -29,7 +31,7 @@ from torch import nn
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-from models import attention_math
+from models import attention_math, compact
 
 IMPLEMENTATION = "dashboard"
 # Attribute of a physically pruned grouped-query attention module: long tensor [heads], the
@@ -46,9 +48,19 @@ class BlockSlot:
 
 @dataclass
 class Capture:
-    """Calls recorded in order: (slot, scores [B,H,Tq,Tk] float32, weights [B,H,Tq,Tk] float32)."""
+    """Calls recorded in order.
+
+    compact (extract): each call reduced while the forward pass runs (models.compact), recorded as
+      (slot, LayerStore, LayerSummary); only one layer's T x T is alive at a time. check: every
+      head rebuilt from the compact form and compared with the model's weights; a layer that does
+      not reproduce is stored in full.
+    not compact (verification on load, tiny probes): (slot, scores [B,H,Tq,Tk] float32 | None,
+      weights [B,H,Tq,Tk] float32) on the CPU.
+    """
 
     scores: bool = True
+    compact: bool = False
+    check: bool = True
     calls: list = field(default_factory=list)
 
 
@@ -127,11 +139,27 @@ def dashboard_attention(module, query, key, value, attention_mask, scaling=None,
         slot = _call_slot(module)
         if slot is not None:
             if state.capture is not None:
-                # moved to the CPU layer by layer, so a GPU holds one layer's capture at a time
-                state.capture.calls.append(
-                    (slot, scores.detach().cpu() if state.capture.scores else None, weights.detach().cpu()))
+                if state.capture.compact:  # reduced to its compact form now: one layer's T x T alive
+                    _record(state.capture, slot, query, key, scores, weights,
+                            scaling=query.size(-1) ** -0.5 if scaling is None else scaling, mask=attention_mask,
+                            position_bias=position_bias, softcap=softcap, sinks=s_aux, kv_index=kv_index)
+                else:  # full weights (verification on load): moved to the CPU layer by layer
+                    state.capture.calls.append(
+                        (slot, scores.detach().cpu() if state.capture.scores else None, weights.detach().cpu()))
             output = _gate(slot, output)
     return output, weights
+
+
+def _record(cap: Capture, slot: BlockSlot, query, key, scores, weights, *, scaling, mask=None,
+            position_bias=None, softcap=None, sinks=None, kv_index=None) -> None:
+    """Reduce one call to its compact form (what the softmax saw) plus summaries; see models.compact.
+    query [B,H,Tq,d], key [B,Hkv,Tk,d] (not expanded), scores/weights [B,H,Tq,Tk]; kv_index [H]
+    the kv head of each query head on a physically pruned layer (else h // group)."""
+    store, summary = compact.record(
+        query, key, weights, scaling=scaling, mask=mask, position_bias=position_bias, softcap=softcap,
+        sinks=sinks, scores=scores, kv_index=kv_index, where=f"{slot.block} layer {slot.layer}",
+        check=cap.check)
+    cap.calls.append((slot, store, summary))
 
 
 AttentionInterface.register(IMPLEMENTATION, dashboard_attention)
@@ -139,9 +167,10 @@ AttentionMaskInterface.register(IMPLEMENTATION, eager_mask)
 
 
 @contextlib.contextmanager
-def capture(scores: bool = True):
-    """Record every attention call of forwards run inside the block (this thread/context only)."""
-    cap = Capture(scores=scores)
+def capture(scores: bool = True, *, compact: bool = False, check: bool = True):
+    """Record every attention call of forwards run inside the block (this thread/context only);
+    see Capture for the two forms."""
+    cap = Capture(scores=scores, compact=compact, check=check)
     old = _STATE.get()
     token = _STATE.set(_State(capture=cap, gates=old.gates))
     try:

@@ -7,6 +7,7 @@ weights are read-only after loading, so requests share it; interventions live in
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from transformers import (  # noqa: E402
 
 from models import interventions, registry, verify  # noqa: E402
 from models.registry import ModelNotFound  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 # Attention paths (LoadedModel.path)
 INTERFACE = "attention-function"  # every attention call goes through interventions.dashboard_attention
@@ -93,11 +96,17 @@ class LoadedModel:
 
     @property
     def max_tokens(self) -> int:
+        """The text cap: the model's maximum positions (else the tokenizer's limit, else 512),
+        lowered to env ATTN_MAX_TOKENS when that is set (a deployment-wide ceiling)."""
+        return min(self.model_max_tokens, text_cap() or self.model_max_tokens)
+
+    @property
+    def model_max_tokens(self) -> int:
         cfg = self.model.config
         for attr in ("max_position_embeddings", "n_positions", "max_length"):
             v = getattr(cfg, attr, None)
             if isinstance(v, int) and v > 0:
-                return min(v, 2048)
+                return v
         tok_max = getattr(self.tokenizer, "model_max_length", 512)
         return int(tok_max) if tok_max and tok_max < 100_000 else 512
 
@@ -108,6 +117,19 @@ class LoadedModel:
             return self.layers[block], self.heads[block]
         n_layers = sum(1 for m in self.model.modules() if (s := interventions._slot(m)) and s.block == block)
         return n_layers, _num_heads(self.model.config)
+
+
+def text_cap() -> int | None:
+    """Env ATTN_MAX_TOKENS: the most tokens any run may have (a positive integer), or None."""
+    raw = os.environ.get("ATTN_MAX_TOKENS", "").strip()
+    if not raw:
+        return None
+    try:
+        v = int(raw)
+    except ValueError:
+        log.warning("ATTN_MAX_TOKENS=%r is not a whole number; ignored", raw)
+        return None
+    return v if v > 0 else None
 
 
 def _num_heads(cfg) -> int:
@@ -147,7 +169,7 @@ def _fingerprint_module(model: PreTrainedModel) -> str:
     h = hashlib.sha256(model.config.to_json_string().encode())
     for name, p in model.state_dict().items():
         h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+        h.update(p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())  # any dtype (bfloat16)
     return h.hexdigest()[:32]
 
 

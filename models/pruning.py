@@ -138,10 +138,13 @@ def attention_change(base_run, pruned_run, block: str | None = None) -> np.ndarr
     from models import metrics
 
     _same_input(base_run, pruned_run)
-    p, q = base_run.block(block).weights, pruned_run.block(block).weights
-    if p.shape != q.shape:
-        raise ValueError(f"attention shapes differ: {p.shape} vs {q.shape}")
-    return metrics.head_js(p, q)
+    p, q = base_run.block(block), pruned_run.block(block)
+    shape_p = (p.n_layers, p.n_heads, p.n_queries, p.n_keys)
+    shape_q = (q.n_layers, q.n_heads, q.n_queries, q.n_keys)
+    if shape_p != shape_q:
+        raise ValueError(f"attention shapes differ: {shape_p} vs {shape_q}")
+    # one layer of each run rebuilt at a time (memory: one layer's T x T, not the block's)
+    return np.stack([metrics.head_js(p.layer_weights(i), q.layer_weights(i)) for i in range(p.n_layers)])
 
 
 def compare(model: str, text: str, mask, text_pair: str | None = None, max_tokens: int | None = None) -> dict:
