@@ -101,3 +101,32 @@ def test_profile_job_extremes_and_open_text(page, tmp_path):
     until(lambda: _z(page, R.MEASURE_GRAPH) is not None and _z(page, R.MEASURE_GRAPH).shape == (n, n), TIMEOUT,
           what="the opened text drawn")
     assert page.get_logs() == []
+
+
+@pytest.mark.browser
+def test_held_out_study_job_on_uploaded_pairs(page, tmp_path):
+    """The study runs as a background job on the pruning card's uploaded pairs; the table shows
+    the engine's numbers (the same cache: the test process serves the page) and both split sizes."""
+    from dashboard import pruning_ids as P
+    from models import pruning_science as ps
+
+    open_page(page)
+    pairs = ps.load_study_pairs()[:10]
+    f = tmp_path / "pairs.tsv"
+    f.write_text("\n".join(f"{a}\t{b}" for a, b in pairs), encoding="utf-8")
+    page.driver.find_element("css selector", f"#{P.UPLOAD} input[type=file]").send_keys(str(f))
+    until(lambda: "on 5 pairs" in (text_of(page, R.CORPUS_NOTE) or ""), TIMEOUT, what="the split sizes")
+    assert "other 5" in text_of(page, R.CORPUS_NOTE)
+    for label in page.driver.find_elements("css selector", f"#{R.METHODS} input[type=checkbox]"):
+        if label.is_selected() != (label.get_attribute("value") == "loss-gradient"):
+            _click_el(page, label)
+    _click_el(page, page.find_element(f"#{R.STUDY_BUTTON}"))
+    row = _dom_id(R.study_row("loss-gradient"))
+    until(lambda: text_of(page, row), 240, what="the study table")
+    study = ps.cached_study(loader.get_loaded(DEFAULT_MODEL), pairs, methods=["loss-gradient"], seeds=8,
+                            estimate_share=0.5, progress=lambda d, t: pytest.fail("not the page's study"))
+    i = study.shares.index(0.3)
+    assert f"{study.curves['loss-gradient'][i]:.3f} [" in text_of(page, row)
+    assert "estimated on 5 pairs" in text_of(page, R.STUDY_INFO) and "other 5" in text_of(page, R.STUDY_INFO)
+    assert _meta(page, R.STUDY_GRAPH).get("n_evaluate") == 5
+    assert page.get_logs() == []
