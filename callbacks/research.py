@@ -13,6 +13,7 @@ from dashboard import ids
 from dashboard import pruning_ids as P
 from dashboard import research_ids as R
 from dashboard import research_panel as panel
+from dashboard import research_compare as rc
 from dashboard import research_measures as rm
 from dashboard import research_profile as rpr
 from dashboard import research_pruning as rp
@@ -55,6 +56,22 @@ def register(app) -> None:
                             Output(ids.LAYER, "value", allow_duplicate=True),
                             Output(ids.HEAD, "value", allow_duplicate=True),
                             Input(R.MODEL_VIEW, "clickData"), prevent_initial_call=True)
+
+    @app.callback(
+        Output(R.COMPARE_A, "figure"), Output(R.COMPARE_B, "figure"), Output(R.COMPARE_DIFF, "figure"),
+        Output(R.COMPARE_NOTE, "children"),
+        Input(ids.RUN, "data"), Input(R.COMPARE_TEXT, "value"), Input(R.COMPARE_MODEL, "value"),
+        Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
+    )
+    @guarded("comparing two runs")
+    def compare(store, text_b, model_b, layer, head):
+        c = rc.compare_view(needs_run(store), text_b, model_b, layer, head)
+        return c["a"], c["b"], c["diff"], c["note"]
+
+    for graph_id in (R.COMPARE_A, R.COMPARE_B):
+        app.clientside_callback(ClientsideFunction(namespace="hover", function_name="fromHeatmap"),
+                                Output(ids.HOVER, "data", allow_duplicate=True),
+                                Input(graph_id, "hoverData"), State(graph_id, "figure"), prevent_initial_call=True)
 
     app.clientside_callback(ClientsideFunction(namespace="hover", function_name="fromHeatmap"),
                             Output(ids.HOVER, "data", allow_duplicate=True),

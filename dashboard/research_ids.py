@@ -31,6 +31,14 @@ MEASURE_GRAPH = "research-measure-graph"    # heatmap of the chosen measure (pag
 MEASURE_TITLE = "research-measure-title"
 MEASURE_EXPLAIN = "research-measure-explain"  # formula, caveat, target
 
+# ---- compare two runs ----------------------------------------------------------------------------
+COMPARE_TEXT = "research-compare-text"      # text B (empty: the page's text)
+COMPARE_MODEL = "research-compare-model"    # model B (registry names)
+COMPARE_A = "research-compare-a"
+COMPARE_B = "research-compare-b"
+COMPARE_DIFF = "research-compare-diff"
+COMPARE_NOTE = "research-compare-note"
+
 # ---- model view ----------------------------------------------------------------------------------
 MODEL_VIEW = "research-model-view"          # every layer x head as thumbnails (one heatmap)
 MODEL_VIEW_NOTE = "research-model-view-note"

@@ -106,6 +106,26 @@ def measure_section() -> html.Div:
     ], fill=False)
 
 
+def compare_section(model_names: list[str]) -> html.Div:
+    return _section("Compare two runs", [
+        dbc.Row([
+            dbc.Col(dbc.Input(id=R.COMPARE_TEXT, type="text", debounce=True, size="sm", maxLength=5000,
+                              placeholder="Text B (empty: the page's text)"), md=8),
+            dbc.Col(dbc.Select(id=R.COMPARE_MODEL, size="sm", value=model_names[0] if model_names else None,
+                               options=[{"label": n, "value": n} for n in model_names]), md=4),
+        ], class_name="g-2 mb-1"),
+        html.Div("", id=R.COMPARE_NOTE, className="small text-muted mb-1"),
+        dbc.Row([
+            dbc.Col([html.Div("A: the page's run", className="small fw-semibold text-center"),
+                     graph(R.COMPARE_A, "compare-a", class_name="research-compare-graph")], lg=4),
+            dbc.Col([html.Div("B", className="small fw-semibold text-center"),
+                     graph(R.COMPARE_B, "compare-b", class_name="research-compare-graph")], lg=4),
+            dbc.Col([html.Div("B − A", className="small fw-semibold text-center"),
+                     graph(R.COMPARE_DIFF, "compare-difference", class_name="research-compare-graph")], lg=4),
+        ], class_name="g-2"),
+    ], fill=False)
+
+
 def model_view_section() -> html.Div:
     return _section("Model view", [
         html.Div("", id=R.MODEL_VIEW_NOTE, className="small text-muted mb-1"),
@@ -139,7 +159,7 @@ def extreme_list(title: str, rows: list[dict]) -> html.Div:
                  html.Span(f"  {r['value']:.3f}", className="text-muted font-monospace")]) for r in rows])])
 
 
-def research_card() -> dbc.Card:
+def research_card(model_names: list[str] | None = None) -> dbc.Card:
     return dbc.Card([
         dbc.CardHeader(html.Div([
             html.Span("Research", className="fw-semibold"),
@@ -153,6 +173,7 @@ def research_card() -> dbc.Card:
             dbc.Alert(id=R.STATUS, is_open=False, color="danger", dismissable=True, class_name="mb-2 py-2 small"),
             measure_section(),
             html.Div(model_view_section(), className="mt-3"),
+            html.Div(compare_section(list(model_names or [])), className="mt-3"),
             html.Div(profile_section(), className="mt-3"),
             html.Div(study_section(), className="mt-3"),
             html.Div(greedy_section(), className="mt-3"),

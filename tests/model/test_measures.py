@@ -122,3 +122,18 @@ def test_pure_functions_validate_shapes():
         measures.value_norm(np.ones((2, 3, 3)), np.ones((3, 3, 5)))
     with pytest.raises(ValueError):
         measures.grad_x_attention(np.ones((2, 2)), np.ones((2, 3)))
+
+
+def test_compare_two_texts_and_the_same_text(minilm):
+    from dashboard import research_compare as rc
+    from models import service
+
+    req = service.RunRequest.create("all-MiniLM-L6-v2", TEXT)
+    store = {"request": req.to_dict(), "summary": service.get_run(req).summary()}
+    same = rc.compare_view(store, "", "all-MiniLM-L6-v2", "2", "3")
+    assert same["diff"].layout.meta["kind"] == "difference"
+    assert np.abs(np.array(same["diff"].data[0].z, dtype=float)).max() == 0
+    other = rc.compare_view(store, PAIR, "no-such-model", "2", "mean")  # unknown model: the page's
+    assert other["diff"].layout.meta["kind"] == "empty" and "differ" in other["note"]
+    b = measures.compute(minilm, PAIR).matrix("raw", 2, None)
+    np.testing.assert_allclose(np.array(other["b"].data[0].z, dtype=float), b, atol=2e-3)

@@ -172,3 +172,13 @@ def test_model_view_places_each_head_in_its_box():
     gaps = np.isnan(z)
     assert gaps[7::8].all() and gaps[:, 7::8].all()
     assert fig.layout.meta["kind"] == "model_view" and fig.layout.shapes[0].x0 == 1.5
+
+
+def test_difference_figure_is_signed_and_symmetric():
+    from dashboard.research_compare import difference_figure
+
+    d = np.array([[0.2, -0.5], [0.0, 0.1]], dtype=np.float32)
+    fig = difference_figure(d, ["[CLS]", "<b>"])
+    assert fig.data[0].zmin == -0.5 and fig.data[0].zmax == 0.5 and fig.data[0].zmid == 0
+    np.testing.assert_allclose(np.array(fig.data[0].z, dtype=float), d, atol=1e-6)
+    assert "&lt;b&gt;" in fig.data[0].customdata[0][1] and fig.layout.meta["kind"] == "difference"
