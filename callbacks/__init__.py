@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def register_all(app) -> None:
-    from callbacks import export, hover, pruning, run, url, views
+    from callbacks import export, hover, pruning, research, run, url, views
 
-    for module in (url, run, views, hover, export, pruning):
+    for module in (url, run, views, hover, export, pruning, research):
         module.register(app)

@@ -7,6 +7,7 @@ from dash import dcc, html
 
 from dashboard import cards, controls, ids
 from dashboard.pruning_panel import pruning_card
+from dashboard.research_panel import research_card
 
 
 def navbar() -> dbc.Navbar:
@@ -70,5 +71,6 @@ def layout(model_names: list[str]) -> html.Div:
                 dbc.Col(cards.overview_card(), xl=7, class_name="mb-3"),
             ], class_name="g-3"),
             dbc.Row(dbc.Col(pruning_card(), class_name="mb-4")),
+            dbc.Row(dbc.Col(research_card(model_names), class_name="mb-4")),
         ], fluid=True),
     ], className="attention-dashboard")
