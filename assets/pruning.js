@@ -218,7 +218,15 @@
     });
 
     window.dash_clientside = window.dash_clientside || {};
+    /* Cancel of a background job: a visible "cancelled" state where the job's result is described. */
+    function cancelled(n) {
+        if (!n) { return window.dash_clientside.no_update; }
+        return "Cancelled at " + new Date().toLocaleTimeString() + ": the job was stopped and nothing new was " +
+            "computed; the last result (if any) is still shown.";
+    }
+
     window.dash_clientside.pruning = {
+        cancelled: cancelled,
         toggle: toggle,
         heatmaps: heatmaps,
         // exposed for tests

@@ -179,7 +179,7 @@ def _register_jobs(app) -> None:
     )
     @guarded("computing head importance", clears=True)
     def importance(set_progress, _n, store, corpus, n_pairs):
-        return pv.compute_importance(store, corpus, n_pairs, pv.progress_reporter(set_progress, "importance"))
+        return pv.compute_importance(store, corpus, n_pairs, pv.progress_reporter(set_progress, "importance", "batches"))
 
     @app.callback(
         Output(P.CURVES, "data"), Output(P.IMPORTANCE, "data", allow_duplicate=True),
@@ -190,8 +190,12 @@ def _register_jobs(app) -> None:
     )
     @guarded("computing the pruning curves", clears=True)
     def curves(set_progress, _n, store, corpus, n_pairs, orders, seeds):
-        result = pv.compute_curves(store, corpus, n_pairs, orders, seeds, pv.progress_reporter(set_progress, "curves"))
+        result = pv.compute_curves(store, corpus, n_pairs, orders, seeds, pv.progress_reporter(set_progress, "curves", "passes over the corpus"))
         return result, pv.importance_from_curves(result) or no_update
+
+    for cancel, info in ((P.IMPORTANCE_CANCEL, P.IMPORTANCE_INFO), (P.CURVES_CANCEL, P.CURVES_INFO)):
+        app.clientside_callback(_fn("pruning", "cancelled"), Output(info, "children", allow_duplicate=True),
+                                Input(cancel, "n_clicks"), prevent_initial_call=True)
 
     @app.callback(
         Output(P.IMPORTANCE_INFO, "children"),

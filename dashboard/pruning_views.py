@@ -469,7 +469,8 @@ def loss_note_for(store: dict | None, corpus: dict | None, n_pairs) -> str:
 
 
 # ---- background jobs (callbacks/pruning.py runs them with background=True) ---------------------
-def progress_reporter(set_progress: Callable | None, what: str) -> Callable[[int, int], None]:
+def progress_reporter(set_progress: Callable | None, what: str,
+                      unit: str = "steps") -> Callable[[int, int], None]:
     """An engine progress(done, total) callback that drives a dbc.Progress and the text beside it:
     set_progress((value %, "importance: 3 of 4 steps (75%)")), only when the numbers change."""
     last = [None]
@@ -481,7 +482,7 @@ def progress_reporter(set_progress: Callable | None, what: str) -> Callable[[int
         pct = int(100 * done / total)
         if (done, total) != last[0]:
             last[0] = (done, total)
-            set_progress((pct, f"{what}: {done} of {total} steps ({pct}%)"))
+            set_progress((pct, f"{what}: {done} of {total} {unit} ({pct}%)"))
     return report
 
 
@@ -585,12 +586,40 @@ def curves_figure(curves: dict | None, metric: str | None, mask, model: str | No
     return add_meta(fig, model=curves.get("model"), n_examples=curves.get("n_examples"))
 
 
+def saturated_metrics(curves: dict | None) -> list[str]:
+    """Metrics that do not move: the same value (within 1e-9) for every order at every share
+    pruned > 0, so on this corpus they cannot tell the orders apart (e.g. retrieval accuracy 1.0
+    when the pairs are too easy)."""
+    out = []
+    if not isinstance(curves, dict) or not isinstance(curves.get("curves"), dict):
+        return out
+    pruned = list(curves.get("pruned") or [])
+    # shares where the orders differ: some heads pruned, not all (all pruned is one mask for all)
+    inner = [i for i, k in enumerate(pruned) if 0 < k < (curves.get("n_heads") or 0)]
+    for metric in curves.get("metrics") or []:
+        values = []
+        for by_metric in curves["curves"].values():
+            series = (by_metric or {}).get(metric) or []
+            values.extend(series[i] for i in inner if i < len(series))
+        if len(values) >= 2 and max(values) - min(values) <= 1e-9:
+            out.append(metric)
+    return out
+
+
 def curves_text(curves: dict | None) -> str:
     if not curves:
         return ""
-    return (f"{curves.get('model')} · {curves.get('corpus')} · {len(curves.get('shares', []))} pruning levels · "
+    text = (f"{curves.get('model')} · {curves.get('corpus')} · {len(curves.get('shares', []))} pruning levels · "
             f"random: {curves.get('seeds')} seed{'s' if curves.get('seeds') != 1 else ''} · "
-            f"{curves.get('seconds', 0):.1f} s. Dashed line: the current mask.")
+            f"{curves.get('seconds', 0):.1f} s wall time (scores, evaluations and cache reads). "
+            f"Dashed line: the current mask.")
+    flat = saturated_metrics(curves)
+    if flat:
+        text += (f" Saturated on this corpus: {', '.join(METRIC_LABELS.get(m, m) for m in flat)} "
+                 f"{'is' if len(flat) == 1 else 'are'} the same for every order at every share pruned, so "
+                 f"{'it tells' if len(flat) == 1 else 'they tell'} the orders nothing here; use more or harder "
+                 f"pairs, or read another metric.")
+    return text
 
 
 # ---- physical pruning ------------------------------------------------------------------------

@@ -675,6 +675,14 @@ class CurveResult:
         return cls(**d)
 
 
+def unique_evaluations(ks, n_lists: int, n_heads: int) -> int:
+    """Evaluations a curve really runs: every order's masks at 0 < k < N, one "all heads pruned"
+    mask shared by the orders, none at k = 0 (the reference). Masks of two orders that coincide
+    by chance are evaluated once, so this can overcount by those."""
+    inner = sum(1 for k in set(ks) if 0 < k < n_heads)
+    return n_lists * inner + (1 if n_heads in set(ks) else 0)
+
+
 def pruning_curve(loaded, pairs, *, shares: Sequence[float] = DEFAULT_SHARES,
                   orders: Sequence[str] = DEFAULT_ORDERS, seeds: int = 3, batch_size: int = 16,
                   block: str | None = None, importance: np.ndarray | None = None,
@@ -707,30 +715,32 @@ def pruning_curve(loaded, pairs, *, shares: Sequence[float] = DEFAULT_SHARES,
     need_abl = "ablation" in orders and ablation is None
     need_ent = "entropy" in orders and entropy is None
     ent_texts = ev.texts[:256]
-    n_imp = len(_batches(items, batch_size)) if need_imp else 0
+    # units: one forward pass over the evaluation texts (an importance pass, forward + backward, is 3)
+    n_imp = 3 if need_imp else 0
     n_abl = N + 1 if need_abl else 0
-    n_ent = len(ent_texts) if need_ent else 0
-    # the masks: deduplicated (share 0 is the same everywhere)
+    n_ent = math.ceil(len(ent_texts) / max(1, len(ev.texts))) if need_ent else 0
+    # the masks: deduplicated (share 0 is the reference itself, all heads pruned is one mask)
     seeds = max(1, int(seeds))
-    total = [n_imp + n_abl + n_ent + len(ks) * (len(orders) - ("random" in orders) + seeds * ("random" in orders))]
+    n_lists = len(orders) - ("random" in orders) + seeds * ("random" in orders)
+    total = [n_imp + n_abl + n_ent + unique_evaluations(ks, n_lists, N)]
     done = [0]
 
-    def sub(offset):
-        return lambda d, _t: _tick(progress, offset + d, total[0])
+    def sub(offset, units):
+        return lambda d, t: _tick(progress, offset + (units * d) // max(1, t), total[0])
 
     scores: dict[str, np.ndarray] = {}
     loss_nm = loss_name(loaded)
     if "importance" in orders:
         if importance is None:
             res = head_importance(loaded, items, batch_size=batch_size, block=block,
-                                  progress=sub(done[0]), should_stop=should_stop)
+                                  progress=sub(done[0], n_imp), should_stop=should_stop)
             importance = res.scores
         scores["importance"] = np.asarray(importance, dtype=np.float32)
         done[0] += n_imp
     if "ablation" in orders:
         if ablation is None:
             ablation = ablation_scores(loaded, ev, metric=ablation_metric, block=block,
-                                       progress=sub(done[0]), should_stop=should_stop)
+                                       progress=sub(done[0], n_abl), should_stop=should_stop)
         scores["ablation"] = np.asarray(ablation, dtype=np.float32)
         done[0] += n_abl
     if "entropy" in orders:
@@ -760,9 +770,10 @@ def pruning_curve(loaded, pairs, *, shares: Sequence[float] = DEFAULT_SHARES,
                 key = mask.tobytes()
                 if key not in memo:
                     memo[key] = pair_metrics(loaded, ev, None if k == 0 else {block: mask})
+                    if k != 0:  # share 0 is the reference: no forward pass
+                        done[0] += 1
+                        _tick(progress, min(done[0], total[0]), total[0])
                 row.append(memo[key])
-                done[0] += 1
-                _tick(progress, done[0], total[0])
             runs.append(row)
         curves[name], std[name] = {}, {}
         for m in names:
@@ -770,6 +781,7 @@ def pruning_curve(loaded, pairs, *, shares: Sequence[float] = DEFAULT_SHARES,
             curves[name][m] = [float(v) for v in vals.mean(0)]
             std[name][m] = [float(v) for v in vals.std(0)]
     base = memo.get(np.ones((L, H), np.float32).tobytes()) or pair_metrics(loaded, ev)
+    _tick(progress, total[0], total[0])
     return CurveResult(
         shares=shares, pruned=ks, n_heads=N, layers=L, heads=H, orders=list(orders), metrics=names,
         primary=default_metric(loaded), curves=curves, std=std,
@@ -844,32 +856,41 @@ def cached_curve(loaded, pairs, *, shares: Sequence[float] = DEFAULT_SHARES,
     hit = store.get_json(key)
     if hit is not None:
         return CurveResult.from_dict(hit)
+    t0 = time.perf_counter()
     L, H = loaded.shape(block)
-    # progress over both phases: scores (importance batches + ablation heads), then the curve
+    # Progress in units of real work: one unit = one forward pass over the evaluation texts (an
+    # importance pass, forward + backward over them, counts 3); phases read from the cache count 0,
+    # so the bar does not leap over cached work and then crawl.
     ex_pairs, ex_texts = _examples(pairs)
-    n_items = len(ex_pairs) if ex_pairs is not None else len(ex_texts)
-    first = (len(_batches(list(range(n_items)), batch_size)) if "importance" in orders else 0) + \
-        (L * H + 1 if "ablation" in orders else 0)
-    second = len(shares) * (len(orders) - ("random" in orders) + max(1, int(seeds)) * ("random" in orders)) + \
-        (min(len(ex_texts), 256) if "entropy" in orders else 0)
-    offset = [0]
+    n_texts = max(1, len(ex_texts))
+    seeds = max(1, int(seeds))
+    imp_cached = "importance" in orders and store.get_json(
+        _key("head-importance", loaded, pairs, batch_size=batch_size, block=block, seed=0)) is not None
+    abl_cached = "ablation" in orders and store.get_json(
+        _key("head-ablation", loaded, pairs, metric=ablation_metric, batch_size=batch_size, block=block)) is not None
+    imp_units = 3 if "importance" in orders and not imp_cached else 0
+    abl_units = L * H + 1 if "ablation" in orders and not abl_cached else 0
+    ent_units = math.ceil(min(len(ex_texts), 256) / n_texts) if "entropy" in orders else 0
+    n_lists = len(orders) - ("random" in orders) + seeds * ("random" in orders)
+    curve_units = 1 + unique_evaluations([int(round(s * L * H)) for s in shares], n_lists, L * H)  # + reference
+    total = imp_units + abl_units + ent_units + curve_units
 
-    def phase(d, _t):
-        _tick(progress, offset[0] + d, first + second)
+    def scaled(offset, units):
+        return lambda d, t: _tick(progress, offset + (units * d) // max(1, t), total)
 
     importance = ablation = None
     if "importance" in orders:
         importance = cached_importance(loaded, pairs, batch_size=batch_size, block=block, store=store,
-                                       progress=phase, should_stop=should_stop).scores
-        offset[0] = len(_batches(list(range(n_items)), batch_size))
+                                       progress=scaled(0, imp_units), should_stop=should_stop).scores
     if "ablation" in orders:
         ablation = cached_ablation(loaded, pairs, metric=ablation_metric, batch_size=batch_size, block=block,
-                                   store=store, progress=phase, should_stop=should_stop)
-    offset[0] = first
+                                   store=store, progress=scaled(imp_units, abl_units), should_stop=should_stop)
     res = pruning_curve(loaded, pairs, shares=shares, orders=orders, seeds=seeds, batch_size=batch_size,
                         block=block, importance=importance, ablation=ablation,
                         ablation_metric=ablation_metric,
-                        progress=None if progress is None else phase, should_stop=should_stop)
-    _tick(progress, first + second, first + second)
+                        progress=None if progress is None else scaled(imp_units + abl_units, ent_units + curve_units),
+                        should_stop=should_stop)
+    _tick(progress, total, total)
+    res.seconds = time.perf_counter() - t0  # the whole job's wall time, phases and cache reads included
     store.put_json(key, res.to_dict())
     return res

@@ -290,9 +290,12 @@ def test_curves_progress_cancel_and_result(duo, tmp_path):
         bar = duo.find_element(f"#{P.CURVES_PROGRESS} .progress-bar")
         return int(float(bar.get_attribute("aria-valuenow") or 0))
     _wait(lambda: progress() > 0, what="progress above 0%")
+    assert "passes over the corpus" in duo.find_element(f"#{P.CURVES_PROGRESS_TEXT}").text  # units of real work
     _click(duo, f"#{P.CURVES_CANCEL}")
     _wait(lambda: not duo.find_element(wrap).is_displayed(), what="the progress bar to go")
     _wait(lambda: duo.find_element(f"#{P.CURVES_BUTTON}").is_enabled(), what="the button enabled again")
+    _wait(lambda: duo.find_element(f"#{P.CURVES_INFO}").text.startswith("Cancelled at "),
+          what="the cancelled state")
     time.sleep(2.0)  # a killed job must not deliver a result later
     assert _figure(duo, P.CURVES_GRAPH)["meta"]["kind"] == "empty"
     assert not duo.find_element(wrap).is_displayed()

@@ -466,3 +466,24 @@ def test_unpruned_point_is_the_reference_itself(tiny_bert, monkeypatch):
     assert calls == []
     pruned = importance.pair_metrics(tiny_bert, ev, pruning.mask_from_heads(2, 4, [(0, 0)]))
     assert len(calls) == 1 and -1.0 <= pruned["spearman"] <= 1.0
+
+
+def test_curve_progress_counts_real_work_and_time_is_wall_time(tiny_bert):
+    """Issue 15: cached phases count nothing (no leap to 72 % and a long wait), each unit is one
+    forward pass over the evaluation texts, and `seconds` is the job's wall time."""
+    import time as _time
+
+    pairs = [(f"{a} {i}", f"{b} {i}") for i, (a, b) in enumerate(zip(TEXTS * 2, reversed(TEXTS * 2)))]
+    store = _DictStore()
+    pruning.cached_importance(tiny_bert, pairs, batch_size=4, store=store)  # importance now cached
+    ticks = []
+    t0 = _time.perf_counter()
+    curve = pruning.cached_curve(tiny_bert, pairs, shares=(0, 0.25, 0.5, 1.0), orders=("importance", "random"),
+                                 seeds=2, batch_size=4, store=store, progress=lambda d, t: ticks.append((d, t)))
+    wall = _time.perf_counter() - t0
+    totals = {t for _, t in ticks}
+    # units: the reference + importance (1 list) and random (2 lists) at 2 inner shares + one all-pruned mask
+    assert totals == {1 + 3 * 2 + 1}
+    done = [d for d, _ in ticks]
+    assert done == sorted(done) and done[-1] == 8 and done[0] <= 2
+    assert curve.seconds == pytest.approx(wall, rel=0.5) and curve.seconds <= wall

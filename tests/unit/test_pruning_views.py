@@ -464,3 +464,17 @@ def test_callbacks_wiring(tmp_path, monkeypatch):
                                  and a.callback_map[k].get("background"))]["background"]
         assert bg["cancel"] == [{"id": cancel, "property": "n_clicks"}]
         assert [str(o) for o in bg["progress"]][0] == f"{button.replace('button', 'progress')}.value"
+
+
+def test_saturated_metric_is_named_in_the_curves_text():
+    """Issue 15: with a small corpus retrieval accuracy sits at 1.0 for every order; the page says so."""
+    curves = {"model": "m", "corpus": "c", "shares": [0.0, 0.5, 1.0], "pruned": [0, 36, 72], "n_heads": 72,
+              "seeds": 2, "seconds": 3.0, "metrics": ["spearman", "retrieval_acc"],
+              "curves": {"importance": {"spearman": [1.0, 0.9, 0.1], "retrieval_acc": [1.0, 1.0, 0.2]},
+                         "random": {"spearman": [1.0, 0.8, 0.1], "retrieval_acc": [1.0, 1.0, 0.2]}}}
+    assert pv.saturated_metrics(curves) == ["retrieval_acc"]
+    text = pv.curves_text(curves)
+    assert "Saturated on this corpus" in text and "wall time" in text
+    curves["curves"]["random"]["retrieval_acc"][1] = 0.97
+    assert pv.saturated_metrics(curves) == [] and "Saturated" not in pv.curves_text(curves)
+    assert pv.saturated_metrics(None) == [] and pv.saturated_metrics({"curves": []}) == []
