@@ -7,7 +7,7 @@ from dash import ClientsideFunction, Input, Output, Patch, State
 from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
-from dashboard import cards, figures, ids, panels
+from dashboard import cards, figures, ids, panels, textview
 from models import service
 
 
@@ -93,6 +93,19 @@ def register(app) -> None:
     app.clientside_callback(ClientsideFunction("view", "gateInspector"), Output(ids.INSPECTOR, "figure"),
                             Output(ids.INSPECTOR_TABLE, "children"), Output(ids.INSPECTOR_TITLE, "children"),
                             Input(ids.INSPECTOR_PAYLOAD, "data"), *_view_states, prevent_initial_call=True)
+    @app.callback(
+        Output(ids.TEXT_VIEW_PAYLOAD, "data"),
+        Input(ids.QUERY, "data"), Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"),
+        Input(ids.HEAD, "value"), Input(ids.TEMPERATURE, "value"),
+    )
+    @guarded("drawing the text view")
+    def text_view(query, store, block, layer, head, slider):
+        return textview.text_view_payload(run_of(store), block, layer, head, query, slider)
+
+    app.clientside_callback(ClientsideFunction("textview", "render"), Output(ids.TEXT_VIEW_TITLE, "children"),
+                            Output(ids.TEXT_VIEW_NOTE, "children"),
+                            Input(ids.TEXT_VIEW_PAYLOAD, "data"), Input(ids.HOVER, "data"), *_view_states,
+                            prevent_initial_call=True)
     app.clientside_callback(ClientsideFunction("view", "badges"),
                             *[Output(ids.stale_badge(p), "children") for p in ids.STALE_PANELS],
                             *[Output(ids.stale_badge(p), "style") for p in ids.STALE_PANELS],

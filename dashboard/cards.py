@@ -135,6 +135,17 @@ def inspector_card() -> dbc.Card:
     ], class_name="shadow-sm h-100")
 
 
+def text_view_card() -> dbc.Card:
+    """The running text, highlighted by what one query attends to (assets/textview.js draws it)."""
+    return dbc.Card([
+        dbc.CardHeader(html.Div("Text view", id=ids.TEXT_VIEW_TITLE, className="fw-semibold")),
+        dbc.CardBody([
+            html.Div(id=ids.TEXT_VIEW_BOX, className="text-view-box", **{"aria-label": "Text view"}),
+            html.Div("", id=ids.TEXT_VIEW_NOTE, className="small text-muted mt-1"),
+        ]),
+    ], class_name="shadow-sm")
+
+
 def overview_card() -> dbc.Card:
     return dbc.Card([
         graph_card_header("Every head of the layer", ids.OVERVIEW, title_id=ids.OVERVIEW_TITLE),

@@ -33,6 +33,7 @@ def stores() -> list:
         dcc.Store(id=ids.GRID_PAYLOAD, data=None),
         dcc.Store(id=ids.OVERVIEW_PAYLOAD, data=None),
         dcc.Store(id=ids.INSPECTOR_PAYLOAD, data=None),
+        dcc.Store(id=ids.TEXT_VIEW_PAYLOAD, data=None),
         dcc.Download(id=ids.DOWNLOAD_CSV), dcc.Download(id=ids.DOWNLOAD_GRID),
     ]
 
@@ -50,6 +51,7 @@ def main_column() -> html.Div:
                 dbc.Col(cards.heatmap_card(), xl=8, class_name="mb-3"),
                 dbc.Col(cards.inspector_card(), xl=4, class_name="mb-3"),
             ], class_name="g-3"),
+            dbc.Row(dbc.Col(cards.text_view_card(), class_name="mb-3")),
         ]),
         id=ids.RUN_LOADING, target_components={ids.RUN: "data"}, delay_show=250, type="circle",
         overlay_style={"visibility": "visible", "opacity": 0.55},

@@ -1,0 +1,59 @@
+"""The text view: the running text with what one query token attends to drawn as coloured
+highlights over its key tokens (what BertViz's and CircuitsVis' users read long inputs with).
+Pure: run -> a small payload the browser draws (assets/textview.js)."""
+from __future__ import annotations
+
+import numpy as np
+
+from dashboard.controls import temperature_from_slider
+from dashboard.views import MEAN, clamp_selection, default_query, head_weights, parse_block, parse_layer
+from models.run import AttentionRun, Token
+
+MAX_GAP_CHARS = 40  # a longer run of text between two tokens (e.g. cut whitespace) is shortened
+
+
+def segments(tokens: tuple[Token, ...], texts: list[str | None]) -> list[dict]:
+    """One entry per token: {"gap": the text between the previous token and this one (spaces,
+    newlines), "text": the token's surface form (special tokens: their label), "special": bool}.
+    texts: the text each segment's offsets point into (sentence A, sentence B)."""
+    out, prev_end, prev_seg = [], 0, None
+    for t in tokens:
+        src = texts[t.segment] if 0 <= t.segment < len(texts) and texts[t.segment] is not None else ""
+        if t.special or t.start is None or t.end is None:
+            out.append({"gap": " " if out else "", "text": t.label, "special": True})
+            continue
+        if t.segment != prev_seg:
+            prev_end, prev_seg = t.start, t.segment
+        gap = src[prev_end:t.start] if t.start >= prev_end else ""
+        if len(gap) > MAX_GAP_CHARS:
+            gap = gap[:MAX_GAP_CHARS] + "…"
+        out.append({"gap": gap, "text": src[t.start:t.end], "special": False})
+        prev_end = t.end
+    return out
+
+
+def text_view_payload(run: AttentionRun, block, layer, head, query, slider) -> dict:
+    """{"view", "tokens" (segments of the key side), "query", "weights" [keys] of that query,
+    "title", "note"} for the page's selection; `view` as dashboard.panels.view_stamp."""
+    from dashboard.panels import view_stamp  # (panels imports this module's neighbours)
+
+    name, _ = parse_block(run, block)
+    layer, head = clamp_selection(run, name, layer, head)
+    b = run.block(name)
+    queries, keys = run.tokens(b.query_side), run.tokens(b.key_side)
+    q = parse_layer(query)
+    if q is None or q >= len(queries):
+        q = default_query(run, name)
+    t = temperature_from_slider(slider)
+    row = head_weights(run, name, layer, head, t, rows=[q])[0]
+    row = np.nan_to_num(np.asarray(row, dtype=np.float64), nan=0.0)
+    texts = [run.text, run.text_pair] if b.key_side == "source" else [run.text_pair or run.text]
+    who = "mean of all heads" if head == MEAN else f"L{layer} H{head}"
+    return {
+        "view": view_stamp(run, block if isinstance(block, str) and block else name, layer, head),
+        "tokens": segments(keys, texts), "query": int(q), "weights": [round(float(w), 4) for w in row],
+        "title": f"What “{queries[q].label}” (#{q}) attends to · {who}" + (f" · T = {t:g}" if t != 1.0 else ""),
+        "note": ("Highlight = attention weight ÷ the largest weight of this row (max "
+                 f"{float(row.max()) if row.size else 0.0:.3f}); hover a heatmap cell or click a row to "
+                 "read another query."),
+    }
