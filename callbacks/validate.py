@@ -166,6 +166,31 @@ def url_loaded(v):
             "problems": problems if isinstance(problems, str) and len(problems) <= 2000 else ""}
 
 
+def str_choice(v):
+    """A choice that is always a string (colour scale, metric, model ...): else None."""
+    return short_str(v)
+
+
+def dict_or_none(v):
+    """A store the server wrote as an object (curves ...): anything else is no value."""
+    return v if isinstance(v, dict) else None
+
+
+def importance_store(v):
+    """{"scores": [L][H] finite numbers, ...}: else None."""
+    if not isinstance(v, dict) or head_mask(v.get("scores")) is None:
+        return None
+    return v
+
+
+def corpus_store(v):
+    """{"name": str, "pairs": list}: else None. The pairs themselves are checked where a job
+    starts (pruning_views.checked_pairs: count and lengths, with a message)."""
+    if not isinstance(v, dict) or not isinstance(v.get("pairs"), list):
+        return None
+    return {"name": short_str(v.get("name"), 255) or "uploaded file", "pairs": v["pairs"]}
+
+
 def url_str(v):
     return short_str(v, MAX_URL)
 
@@ -187,6 +212,12 @@ SANITIZERS: dict[tuple[str, str], Callable[[Any], Any]] = {
     (ids.URL_LOADED, "data"): url_loaded,
     (ids.URL_WRITTEN, "data"): url_str,
     (P.MASK, "data"): head_mask,
+    (P.IMPORTANCE, "data"): importance_store,
+    (P.CURVES, "data"): dict_or_none,
+    (P.CORPUS, "data"): corpus_store,
+    (ids.MODEL, "value"): str_choice, (ids.COLOR_SCALE, "value"): str_choice,
+    (ids.GRID_METRIC, "value"): str_choice, (ids.SHOW_VALUES, "value"): str_choice,
+    (P.SELECT_COLOR, "value"): str_choice, (P.CURVE_METRIC, "value"): str_choice,
     (P.K_INPUT, "value"): number_or_short, (P.ENTROPY_INPUT, "value"): number_or_short,
     (P.PAIRS_INPUT, "value"): number_or_short, (P.SEEDS_INPUT, "value"): number_or_short,
 }

@@ -82,14 +82,15 @@ def _check_outputs(output: str, outputs, cb: dict) -> None:
     for part, item in zip(parts, items):
         if isinstance(item, list):  # ALL / MATCH: a list of concrete outputs
             prop = part.rsplit(".", 1)[-1]
-            if not part.startswith("{") or any(sub.get("property") != prop for sub in item):
+            if not part.startswith("{") or any(_DUPLICATE_RE.sub("", str(sub.get("property"))) != prop
+                                               for sub in item):
                 raise BadCallbackRequest("an output does not match the callback")
             continue
         if part.startswith("{") and isinstance(item.get("id"), dict):
-            if part.rsplit(".", 1)[-1] != item.get("property"):
+            if part.rsplit(".", 1)[-1] != _DUPLICATE_RE.sub("", str(item.get("property"))):
                 raise BadCallbackRequest("an output does not match the callback")
             continue
-        if _dep_key(item) != part:
+        if _DUPLICATE_RE.sub("", _dep_key(item)) != part:
             raise BadCallbackRequest("an output does not match the callback")
 
 
