@@ -22,6 +22,7 @@ Limits (checked where the job starts, in the web worker, and in the job process 
     ATTN_MAX_JOBS_PER_SESSION  2   jobs running or waiting per browser session (cookie
                                    attn_session); beyond that refused with a message
 
+Jobs run at nice 10 (ATTN_JOB_NICE) with one torch thread, so page requests come first.
 The running slots are `flock`ed files in <callback dir>/job-slots: a job that dies releases its
 slot with its process. Cancel (Dash's terminate_job) kills only processes this manager started
 and recorded (pid + start time), never a pid taken from a request on its own word.
@@ -180,6 +181,13 @@ def run_job(fn_key: str, callback_dir: str, env: dict, result_key: str, progress
     """The job process: wait for a running slot, then run the callback's job function."""
     _die_with_worker(*worker)
     os.environ.update(env)
+    try:  # jobs yield the CPU to page requests: lower priority (serving.job_priority), one torch thread
+        import serving.job_priority  # noqa: F401 - the forkserver imported it already; a no-op then
+        import torch
+
+        torch.set_num_threads(1)
+    except (OSError, ValueError, ImportError):
+        pass
     import diskcache
     from dash.background_callback.managers import BaseBackgroundCallbackManager
     from dash.background_callback.managers.diskcache_manager import _make_job_fn
@@ -218,7 +226,7 @@ class JobManager(DiskcacheManager):
         with self._ctx_lock:
             if self._ctx is None:
                 ctx = multiprocessing.get_context("forkserver")
-                ctx.set_forkserver_preload([m for m in self.preload.split(",") if m])
+                ctx.set_forkserver_preload(["serving.job_priority"] + [m for m in self.preload.split(",") if m])
                 self._ctx = ctx
             return self._ctx
 
