@@ -65,6 +65,16 @@
         if (!p || m.kind !== "heatmap") {
             return {layer: null, head: null, query: null, key: null, source: "heatmap"};
         }
+        if (m.pooled) {  // an overview cell ("1200–1203"): the first query / key of its block
+            var q = parseInt(String(p.y), 10), k = parseInt(String(p.x), 10);
+            return {
+                layer: m.layer === undefined ? null : m.layer,
+                head: m.head === undefined ? null : m.head,
+                query: isFinite(q) ? q : null,
+                key: isFinite(k) ? k : null,
+                source: "heatmap"
+            };
+        }
         return {
             layer: m.layer === undefined ? null : m.layer,
             head: m.head === undefined ? null : m.head,
@@ -139,12 +149,29 @@
         var m = meta(g);
         if (!hover || m.kind !== "heatmap" || hover.query === null && hover.key === null) { return null; }
         if (hover.source !== "heatmap" && hover.source !== "keyboard") { return null; }
-        var r = hover.query === null ? null : hover.query - (m.query_offset || 0);
-        var c = hover.key === null ? null : hover.key - (m.key_offset || 0);
+        var r, c;
+        if (m.pooled) {  // the overview cell whose block holds the position
+            r = hover.query === null ? null : blockOf(m.row_starts || [], hover.query);
+            c = hover.key === null ? null : blockOf(m.col_starts || [], hover.key);
+        } else {
+            r = hover.query === null ? null : hover.query - (m.query_offset || 0);
+            c = hover.key === null ? null : hover.key - (m.key_offset || 0);
+        }
         if (r !== null && (r < 0 || r >= m.rows)) { r = null; }
         if (c !== null && (c < 0 || c >= m.cols)) { c = null; }
         if (r === null && c === null) { return null; }
         return {row: r, col: c, rows: m.rows, cols: m.cols};
+    }
+
+    /* Index of the block (sorted first positions `starts`) holding position `pos`, or null. */
+    function blockOf(starts, pos) {
+        if (!starts.length || pos < starts[0]) { return null; }
+        var lo = 0, hi = starts.length - 1;
+        while (lo < hi) {
+            var mid = (lo + hi + 1) >> 1;
+            if (starts[mid] <= pos) { lo = mid; } else { hi = mid - 1; }
+        }
+        return lo;
     }
 
     function gridShapes(hover, g) {
@@ -182,6 +209,12 @@
         var m = meta(g);
         var z = g.data && g.data[0] && g.data[0].z;
         var v = z && z[cell.row] ? z[cell.row][cell.col] : null;
+        if (m.pooled) {
+            var t = g.data[0];
+            var bv = (v === null || v === undefined) ? "masked (cannot attend)" : Number(v).toFixed(3);
+            return "Block of queries " + (t.y ? t.y[cell.row] : "") + " to keys " + (t.x ? t.x[cell.col] : "") +
+                   ": block " + (m.pool || "max") + " " + bv;
+        }
         var q = cell.row + (m.query_offset || 0), k = cell.col + (m.key_offset || 0);
         var val = (v === null || v === undefined) ? "masked (cannot attend)" : Number(v).toFixed(2);
         return "Attention from query " + q + " (" + tokenLabel(g, "yaxis", cell.row) + ") to key " + k +
@@ -226,6 +259,11 @@
         var text = cellText(hm, cell);
         var container = document.getElementById(IDS.container);
         if (container && text) { container.setAttribute("aria-label", text); }
+        // the view changed (clearOnNewFigure): the last readout named a cell that is gone
+        if (!text && h.source === "figure") {
+            if (container) { container.removeAttribute("aria-label"); }
+            return [headTitle(h), ""];
+        }
         var live = text || NU();
         return [headTitle(h), live];
     }
@@ -251,15 +289,52 @@
     }
 
     // ---- downloads --------------------------------------------------------------------------
+    // PNG / SVG carry their context: a title line (model · what the card shows · text start) drawn
+    // into the image, and a file name made of the same parts. The model and text come from the
+    // page's URL (kept in step with the view by callbacks/url.py), the "what" from the card header.
+    function exportContext(g, graphId) {
+        var q = new URLSearchParams(window.location.search);
+        var model = q.get("model") || "";
+        var text = (q.get("text") || "").replace(/\s+/g, " ").trim();
+        var card = g.closest ? g.closest(".card") : null;
+        var head = card ? card.querySelector(".card-header .fw-semibold") : null;
+        var what = head ? head.textContent.replace(/\s+/g, " ").trim() : graphId;
+        var meta = (g.layout && g.layout.meta) || {};
+        if (meta.metric_label && what.indexOf(meta.metric_label) < 0) { what += " · " + meta.metric_label; }
+        var start = text.length > 48 ? text.slice(0, 48) + "…" : text;
+        var title = [model, what, start ? "“" + start + "”" : ""].filter(Boolean).join(" · ");
+        var stem = ["attention", model, what, text.slice(0, 40)].join(" ")
+            .replace(/·/g, " ").replace(/[^A-Za-z0-9.+-]+/g, "_").replace(/^[_.]+|[_.]+$/g, "").slice(0, 120);
+        return {title: title, stem: stem || "attention"};
+    }
+
     function download(nClicks) {
         var ctx = window.dash_clientside.callback_context;
         if (!nClicks || !ctx || !ctx.triggered_id) { return; }
         var id = ctx.triggered_id;
         var g = gd(id.graph);
-        if (!g || !window.Plotly) { return; }
+        if (!g || !window.Plotly || !g._fullLayout) { return; }
         var format = id.type === "svg-button" ? "svg" : "png";
-        window.Plotly.downloadImage(g, {format: format, filename: "attention-" + id.graph.replace(/-graph$/, ""),
-                                        scale: format === "png" ? 2 : 1});
+        var c = exportContext(g, id.graph);
+        var margin = Object.assign({}, g.layout.margin || {});
+        var top = Math.max(Number(margin.t) || 0, 0) + 34;
+        margin.t = top;
+        // a copy of the shown figure with the title on top: the page's own figure is not touched
+        var layout = Object.assign({}, g.layout, {
+            margin: margin,
+            title: {text: c.title, x: 0.01, xanchor: "left", y: 1, yanchor: "top", yref: "container",
+                    pad: {t: 8}, font: {size: 12}}
+        });
+        window.Plotly.downloadImage({data: g.data, layout: layout}, {
+            format: format, filename: c.stem, scale: format === "png" ? 2 : 1,
+            width: g._fullLayout.width, height: g._fullLayout.height + 34
+        });
+    }
+
+    /* Another view (run, block, layer, head incl. "mean of all heads", temperature): the hovered
+       cell belonged to the old one, so the highlight and the readout under the heatmap are cleared. */
+    function clearOnNewFigure() {
+        return {layer: null, head: null, query: null, key: null, source: "figure"};
     }
 
     function toggle(n, isOpen) {
@@ -281,6 +356,8 @@
             headFromGrid: headFromGrid,
             headFromOverview: headFromOverview,
             download: download,
+            clearOnNewFigure: clearOnNewFigure,
+            exportContext: exportContext,
             toggle: toggle,
             temperatureLabel: temperatureLabel,
             // exposed for keyboard.js and tests

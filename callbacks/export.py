@@ -1,12 +1,17 @@
-"""CSV download of the matrix the heatmap shows (token labels as row / column headers)."""
+"""Downloads: the shown matrix (CSV), every per-head metric of the block (CSV), and the pruning
+card's importance and curves (CSV / JSON). Each file opens with what it is (model, text or corpus,
+selection, method): see dashboard/export.py."""
 from __future__ import annotations
 
-from dash import Input, Output, State, dcc
+from dash import ALL, Input, Output, State, ctx, dcc
 from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
+from callbacks.pruning import guarded as pruning_guarded
 from callbacks.views import run_of
 from dashboard import export, ids, panels
+from dashboard import pruning_ids as P
+from dashboard.pruning_views import PanelError
 
 
 def register(app) -> None:
@@ -21,6 +26,43 @@ def register(app) -> None:
     def download_csv(n_clicks, store, block, layer, head, slider):
         if not n_clicks:
             raise PreventUpdate
-        matrix, queries, keys, title = panels.heatmap_csv_parts(run_of(store), block, layer, head, slider)
-        return dcc.send_string(export.matrix_csv(matrix, queries, keys),
-                               export.csv_filename(store["request"]["model"], title))
+        p = panels.heatmap_export(run_of(store), block, layer, head, slider)
+        text = export.matrix_csv(p["matrix"], p["query_labels"], p["key_labels"], query_positions=p["query_positions"],
+                                 key_positions=p["key_positions"], meta=p["meta"])
+        return dcc.send_string(text, p["stem"] + ".csv")
+
+    @app.callback(
+        Output(ids.DOWNLOAD_GRID, "data"),
+        Input(ids.GRID_CSV_BUTTON, "n_clicks"), State(ids.RUN, "data"), State(ids.BLOCK, "value"),
+        prevent_initial_call=True,
+    )
+    @guarded("preparing the head metrics CSV")
+    def download_grid(n_clicks, store, block):
+        if not n_clicks:
+            raise PreventUpdate
+        p = panels.head_metrics_export(run_of(store), block)
+        return dcc.send_string(export.rows_csv(p["header"], p["rows"], meta=p["meta"]), p["stem"] + ".csv")
+
+    @app.callback(
+        Output(P.DOWNLOAD, "data"),
+        Input(P.export_button(ALL, ALL), "n_clicks"), State(P.IMPORTANCE, "data"), State(P.CURVES, "data"),
+        prevent_initial_call=True,
+    )
+    @pruning_guarded("preparing the download")
+    def download_analysis(clicks, importance, curves):
+        which = ctx.triggered_id
+        if not any(clicks or []) or not isinstance(which, dict):
+            raise PreventUpdate
+        what, fmt = which.get("what"), which.get("format")
+        if (what, fmt) not in P.EXPORTS:
+            raise PreventUpdate
+        store = importance if what == "importance" else curves
+        try:
+            header, rows, meta = (export.importance_table if what == "importance" else export.curves_table)(store)
+        except ValueError as exc:
+            raise PanelError(str(exc)) from exc
+        stem = export.export_stem(what, store.get("model"), store.get("corpus"))
+        if fmt == "csv":
+            return dcc.send_string(export.rows_csv(header, rows, meta=meta), stem + ".csv")
+        return dcc.send_string(export.json_text({"columns": header, "rows": rows, "result": store}, meta=meta),
+                               stem + ".json")

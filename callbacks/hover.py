@@ -34,6 +34,11 @@ def register(app) -> None:
     app.clientside_callback(_fn("apply"), Output(ids.HEATMAP_HOVER_TITLE, "children"),
                             Output(ids.HEATMAP_LIVE, "children"), Input(ids.HOVER, "data"),
                             prevent_initial_call=True)
+    # another run, block, layer, head or temperature clears the hover (its readout named a cell of
+    # the previous view). Not on the figure itself: the hover highlight relayouts that figure.
+    app.clientside_callback(_fn("clearOnNewFigure"), Output(ids.HOVER, "data", allow_duplicate=True),
+                            Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"),
+                            Input(ids.HEAD, "value"), Input(ids.TEMPERATURE, "value"), prevent_initial_call=True)
     # clicks that only move the selection (the panels then update from the dropdowns / query store)
     app.clientside_callback(_fn("queryFromClick"), Output(ids.QUERY, "data", allow_duplicate=True),
                             Input(ids.HEATMAP, "clickData"), State(ids.HEATMAP, "figure"),

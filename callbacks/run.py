@@ -7,7 +7,7 @@ from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
 from dashboard import ids, panels
-from models import service
+from models import loader, service
 
 OUTPUT_KEYS = ("store", "layer_options", "layer", "head_options", "head", "block_options", "block",
                "truncation", "truncated", "info", "query")
@@ -37,7 +37,9 @@ def register(app) -> None:
         request = service.RunRequest.create(model, text, pair)
         out = panels.run_outputs(request.to_dict(), service.get_run(request), layer, head, block, query, previous)
         problems = pending.get("problems") if from_url else None  # e.g. an unknown model in the link
-        return [out[k] for k in OUTPUT_KEYS] + [problems or "", bool(problems), "warning"]
+        # what verification on load found / which features are off for this model
+        message = " ".join(filter(None, [problems, *loader.get_loaded(request.model).notes]))
+        return [out[k] for k in OUTPUT_KEYS] + [message, bool(message), "warning"]
 
     @app.callback(
         Output(ids.LAYER, "options", allow_duplicate=True), Output(ids.LAYER, "value", allow_duplicate=True),

@@ -3,7 +3,7 @@ the browser ONE slice: the heatmap's T×T matrix, the L×H grid, one layer's hea
 or one query's top keys. Hover never reaches these (see callbacks/hover.py)."""
 from __future__ import annotations
 
-from dash import Input, Output, Patch, State
+from dash import ClientsideFunction, Input, Output, Patch, State
 from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
@@ -20,16 +20,34 @@ def run_of(store: dict | None):
 
 def register(app) -> None:
     @app.callback(
-        Output(ids.HEATMAP, "figure"), Output(ids.HEATMAP_TITLE, "children"), Output(ids.STATS, "children"),
-        Output(ids.TEMPERATURE_NOTE, "children"),
-        Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
+        Output(ids.HEATMAP_PAYLOAD, "data"), Output(ids.HEATMAP_TITLE, "children"),
+        Output(ids.STATS, "children"), Output(ids.TEMPERATURE_NOTE, "children"),
+        Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"),
         Input(ids.TEMPERATURE, "value"), Input(ids.COLOR_SCALE, "value"), Input(ids.SHOW_VALUES, "value"),
-        Input(ids.COLOR_STRETCH, "value"),
+        Input(ids.COLOR_STRETCH, "value"), Input(ids.POOL, "value"), Input(ids.HEATMAP_WINDOW, "data"),
+        Input(ids.HEATMAP_FETCH, "data"), State(ids.HEAD, "value"),
     )
     @guarded("drawing the heatmap")
-    def heatmap(store, block, layer, head, slider, color_scale, show_values, stretch):
-        p = panels.heatmap_panel(run_of(store), block, layer, head, slider, color_scale, show_values, stretch)
-        return p["figure"], p["title"], cards.stats_cards(p["stats"]), p["note"]
+    def heatmap(store, block, layer, slider, color_scale, show_values, stretch, pool, window, fetch, head):
+        # the head is a State: a head the browser already holds is drawn there (assets/heatmap.js);
+        # one it lacks comes through the fetch store
+        p = panels.heatmap_payload(run_of(store), block, layer, head, slider, color_scale, show_values,
+                                   stretch, pool, window)
+        return p["payload"], p["title"], cards.stats_cards(p["stats"]), p["note"]
+
+    app.clientside_callback(
+        ClientsideFunction("heatmap", "draw"),
+        Output(ids.HEATMAP, "figure"), Output(ids.HEATMAP_FETCH, "data"),
+        Output(ids.HEATMAP_TITLE, "children", allow_duplicate=True),
+        *[Output(ids.stat_value(k), "children", allow_duplicate=True) for k in cards.STAT_LABELS],
+        Input(ids.HEATMAP_PAYLOAD, "data"), Input(ids.HEAD, "value"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction("heatmap", "windowFromZoom"),
+        Output(ids.HEATMAP_WINDOW, "data"), Input(ids.HEATMAP, "relayoutData"), State(ids.HEATMAP, "figure"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(
         Output(ids.GRID, "figure"),

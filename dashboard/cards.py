@@ -40,8 +40,9 @@ def graph(graph_id: str, filename: str, class_name: str = "", modebar: bool = Tr
                      className=f"{ids.GRAPH_CLASS} {class_name}".strip(), clear_on_unhover=True, **kw)
 
 
-def download_buttons(graph_id: str, csv: bool = False) -> html.Div:
-    """PNG + SVG (clientside Plotly.downloadImage) and optionally CSV buttons for one graph."""
+def download_buttons(graph_id: str, csv: bool = False, extra=()) -> html.Div:
+    """PNG + SVG (clientside Plotly.downloadImage), optionally the heatmap's CSV and `extra`
+    buttons, as one button group."""
     buttons = [
         dbc.Button("PNG", id=ids.png_button(graph_id), size="sm", color="secondary", outline=True,
                    n_clicks=0, title="Download this chart as PNG", class_name="dl-button"),
@@ -52,6 +53,7 @@ def download_buttons(graph_id: str, csv: bool = False) -> html.Div:
         buttons.append(dbc.Button("CSV", id=ids.CSV_BUTTON, size="sm", color="secondary", outline=True,
                                   n_clicks=0, title="Download the shown matrix as CSV (token labels as headers)",
                                   class_name="dl-button"))
+    buttons.extend(extra)
     return html.Div(buttons, className="btn-group btn-group-sm download-buttons", role="group",
                     **{"aria-label": "Download"})
 
@@ -89,22 +91,25 @@ def heatmap_card() -> dbc.Card:
     ], class_name="shadow-sm h-100")
 
 
-def graph_card_header(title: str, graph_id: str, *, title_id: str | None = None) -> dbc.CardHeader:
-    """A card's title (with an id when callbacks rewrite it) and the graph's download buttons."""
+def graph_card_header(title: str, graph_id: str, *, title_id: str | None = None, extra=None) -> dbc.CardHeader:
+    """A card's title (with an id when callbacks rewrite it) and the graph's download buttons
+    (plus `extra` buttons, e.g. a CSV of the card's numbers)."""
     kw = {"id": title_id} if title_id else {}
     return dbc.CardHeader(html.Div([
         html.Div(title, className="fw-semibold me-auto", **kw),
-        download_buttons(graph_id),
+        download_buttons(graph_id, extra=[extra] if extra is not None else []),
     ], className="d-flex align-items-center gap-2"))
 
 
 def grid_card() -> dbc.Card:
     return dbc.Card([
-        graph_card_header("Heads: layers × heads", ids.GRID),
+        graph_card_header("Heads: layers × heads", ids.GRID, extra=dbc.Button(
+            "CSV", id=ids.GRID_CSV_BUTTON, size="sm", color="secondary", outline=True, n_clicks=0,
+            class_name="dl-button", title="Download every per-head metric of this block as CSV")),
         dbc.CardBody([
             dbc.RadioItems(id=ids.GRID_METRIC, options=GRID_METRIC_OPTIONS, value="entropy", inline=True,
                            class_name="small mb-1"),
-            graph(ids.GRID, "attention-heads", class_name=f"{ids.HEAD_GRID_CLASS} grid-graph"),
+            graph(ids.GRID, "attention-heads", class_name=f"{ids.HEAD_GRID_CLASS} grid-graph", modebar=False),
             html.Div("Click a head to show it. Outlined: the head shown; dashed: the head under the pointer.",
                      className="small text-muted"),
         ]),
@@ -125,7 +130,7 @@ def overview_card() -> dbc.Card:
     return dbc.Card([
         graph_card_header("Every head of the layer", ids.OVERVIEW, title_id=ids.OVERVIEW_TITLE),
         dbc.CardBody([
-            graph(ids.OVERVIEW, "attention-layer-heads", class_name="overview-graph"),
+            graph(ids.OVERVIEW, "attention-layer-heads", class_name="overview-graph", modebar=False),
             html.Div("Click a head to show it in the heatmap.", className="small text-muted"),
         ]),
     ], class_name="shadow-sm h-100")

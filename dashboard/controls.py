@@ -15,6 +15,7 @@ TEMPERATURE_CAPTION = ("T = 1 is the model itself; other values re-apply softmax
 # slider position s = log2(T): -2..2 <-> T = 0.25..4, so 1 sits in the middle
 TEMPERATURE_MARKS = {-2: "0.25", -1: "0.5", 0: "1", 1: "2", 2: "4"}
 COLOR_LABELS = {"accent": "accent", "mono": "mono", "viridis": "viridis", "cividis": "cividis"}
+POOL_OPTIONS = [{"label": "block max", "value": "max"}, {"label": "block mean", "value": "mean"}]
 SHOW_VALUES = [{"label": "auto", "value": "auto"}, {"label": "on", "value": "on"},
                {"label": "off", "value": "off"}]
 
@@ -62,6 +63,7 @@ def controls_card(model_names: list[str]) -> dbc.Card:
                                                      for k in COLOR_SCALES], value="accent", size="sm")
     values = dbc.RadioItems(id=ids.SHOW_VALUES, options=SHOW_VALUES, value="auto", inline=True,
                             class_name="small values-radio")
+    pool = dbc.RadioItems(id=ids.POOL, options=POOL_OPTIONS, value="max", inline=True, class_name="small pool-radio")
     stretch = dbc.Switch(id=ids.COLOR_STRETCH, value=False, label="stretch colours (top 1% of weights saturate)",
                          class_name="small mb-2")
     temperature = dcc.Slider(id=ids.TEMPERATURE, min=-2, max=2, step=0.25, value=0, marks=TEMPERATURE_MARKS,
@@ -81,6 +83,8 @@ def controls_card(model_names: list[str]) -> dbc.Card:
             dbc.Row([dbc.Col(_field("Colour scale", colors, ids.COLOR_SCALE), width=5),
                      dbc.Col(_field("Values in cells", values), width=7)], class_name="g-2"),
             stretch,
+            _field("Long texts (> 512 tokens): overview of token blocks by", pool, ids.POOL,
+                   hint="box-zoom the heatmap for exact values of a window"),
             html.Div([
                 dbc.Label(["Temperature ", html.Span("T = 1", id=ids.TEMPERATURE_LABEL, className="badge text-bg-light")],
                           html_for=ids.TEMPERATURE, class_name="form-label small fw-semibold mb-1"),

@@ -332,6 +332,49 @@ def heatmap(weights, queries: Sequence[str], keys: Sequence[str], *, color_scale
     return _finish(fig, meta, title=title, uirevision=uirevision)
 
 
+def pooled_heatmap(values, row_ranges: Sequence[tuple[int, int]], col_ranges: Sequence[tuple[int, int]], *,
+                   pool: str = "max", color_scale="accent", zmax: float | str | None = None,
+                   title: str = "", uirevision=None, detail: str = "",
+                   x_title: str = "attends to (key)", y_title: str = "attends from (query)") -> go.Figure:
+    """The overview of a long head: float [R, C] block values (block max or block mean of the
+    weights; NaN = a block the query side cannot attend to), one cell per block of tokens.
+
+    row_ranges / col_ranges: R / C (first, last) token positions of each block; they are the
+    axes' categories ("12–15"), so the hover names the block's query and key ranges and value
+    without asking the server. detail: appended to the hover text (e.g. the quantisation step).
+    Box-zoom on it makes the page fetch the exact window (layout.meta.pooled).
+    """
+    w = _as_2d(values, "values")
+    r, c = w.shape
+    if len(row_ranges) != r or len(col_ranges) != c:
+        raise ValueError(f"values {w.shape} do not match {len(row_ranges)} x {len(col_ranges)} ranges")
+    ylab = [f"{a}–{b}" if b > a else str(a) for a, b in row_ranges]
+    xlab = [f"{a}–{b}" if b > a else str(a) for a, b in col_ranges]
+    zmax = _resolve_zmax(zmax, w)
+    extra = f" · {escape_label(detail)}" if detail else ""
+    trace = go.Heatmap(
+        z=rounded_array(w, 4), x=xlab, y=ylab, zmin=0.0, zmax=zmax, zauto=False,
+        colorscale=_scale(color_scale),
+        colorbar=dict(title=dict(text=f"block {pool}", side="right"), thickness=12, len=0.9, outlinewidth=0),
+        hoverongaps=False, name="attention",
+        hovertemplate=f"queries %{{y}} → keys %{{x}}: block {pool} %{{z:.4f}}{extra}<extra></extra>",
+    )
+    fig = go.Figure()
+    fig.add_trace(trace)
+    axis = dict(type="category", showgrid=False, zeroline=False, ticks="", automargin=True, showline=False,
+                nticks=12)
+    fig.update_layout(
+        xaxis=dict(axis, tickangle=-60, constrain="domain", title=dict(text=x_title)),
+        yaxis=dict(axis, autorange="reversed", scaleanchor="x", scaleratio=1, constrain="domain",
+                   title=dict(text=y_title)),
+        plot_bgcolor=MASK_COLOR, hoverlabel=dict(font=dict(family=FONT["family"])))
+    meta = {"kind": "heatmap", "pooled": True, "pool": pool, "rows": r, "cols": c, "zmax": zmax,
+            "row_starts": [a for a, _ in row_ranges], "col_starts": [a for a, _ in col_ranges]}
+    if uirevision is None:
+        uirevision = "pooled:" + _digest(ylab[:3], xlab[:3], r, c)
+    return _finish(fig, meta, title=title, uirevision=uirevision)
+
+
 # ---- 2. layer x head grids -------------------------------------------------------------------
 def _grid_axes(fig: go.Figure, layers: int, heads: int) -> None:
     common = dict(tickmode="array", showgrid=False, zeroline=False, ticks="", automargin=True)
@@ -506,8 +549,11 @@ def block_average(w, max_tokens: int) -> tuple[np.ndarray, int]:
 def small_multiples(weights, *, titles: Sequence[str], selected: int | None = None,
                     max_tokens: int = 48, cols: int = 6, color_scale="accent",
                     zmax: float | str | None = None, causal: bool = False,
-                    title: str = "") -> go.Figure:
+                    title: str = "", block_size: int | None = None) -> go.Figure:
     """A grid of tiny heatmaps, one per head: weights float [N, Tq, Tk].
+
+    block_size: the weights are already block-averaged with f x f blocks of this size (long
+    texts: the caller pools one head at a time); they are drawn as they are.
 
     Typical N: the H heads of one layer, or L*H heads flattened layer-major (panel
     i = layer * H + head). Panels run left to right, top to bottom, `cols` (6) per row; no
@@ -538,7 +584,7 @@ def small_multiples(weights, *, titles: Sequence[str], selected: int | None = No
     if causal:
         w = w.copy()
         w[:, _causal_mask(tq, tk)] = np.nan
-    small, f = block_average(w, max_tokens)
+    small, f = (w, int(block_size)) if block_size else block_average(w, max_tokens)
     nq, nk = small.shape[1:]
     cols = max(1, min(int(cols), n))
     rows = math.ceil(n / cols)

@@ -14,6 +14,7 @@ QUERY = "query-store"            # selected query position (int) for the token i
 URL_LOADED = "url-loaded-store"  # the view a URL asks for; written when a URL is opened, starts the run
 URL_WRITTEN = "url-written-store"  # the last query string the page wrote itself (not a navigation)
 DOWNLOAD_CSV = "download-csv"    # dcc.Download of the shown matrix
+DOWNLOAD_GRID = "download-grid"  # dcc.Download of every per-head metric of the block (CSV)
 
 # ---- controls ---------------------------------------------------------------------------------
 MODEL = "model-dropdown"
@@ -44,7 +45,12 @@ HEATMAP_CONTAINER = "heatmap-container"   # focusable (tabIndex 0), arrow keys m
 HEATMAP_TITLE = "heatmap-title"           # server-written: "Layer 3 · head 1 · self"
 HEATMAP_HOVER_TITLE = "heatmap-hover-title"  # clientside-written: "Hovering L2 H5 — ..."
 HEATMAP_LIVE = "heatmap-live"             # aria-live="polite" region
+HEATMAP_PAYLOAD = "heatmap-payload"       # server-written: figure without z + quantised bytes (assets/heatmap.js)
+HEATMAP_WINDOW = "heatmap-window"         # clientside-written: box-zoom window of an overview {q0,q1,k0,k1}
+HEATMAP_FETCH = "heatmap-fetch"           # clientside-written: a head the payload lacks {head, n}
+POOL = "pool-choice"                      # overview of long texts: block "max" | "mean"
 CSV_BUTTON = "csv-button"
+GRID_CSV_BUTTON = "grid-csv-button"
 TEMPERATURE_NOTE = "temperature-note"
 
 # ---- entropy / head grid card ------------------------------------------------------------------

@@ -6,14 +6,21 @@ block as a block choice ("self", "self:AB", "cross"), temperature as the slider'
 """
 from __future__ import annotations
 
-import numpy as np
+import json
+import math
+import warnings
 
-from dashboard import figures, urlstate
+import numpy as np
+import plotly.io
+
+from dashboard import export, figures, transport, urlstate
 from dashboard.controls import slider_from_temperature, temperature_from_slider
 from dashboard.figures_extra import add_meta, layer_outline, panel_outline
 from dashboard.views import (GRID_METRICS, MEAN, block_metrics, block_options, clamp_selection, clamp_to,
                              default_query, head_matrix, head_options, head_stats, head_title, layer_options,
-                             parse_block, parse_layer, run_info, top_keys, truncation_message, valid_block_choice)
+                             parse_block, parse_layer, run_info, top_keys, truncation_message, valid_block_choice,
+                             head_weights, view_positions)
+from models import metrics
 from models.run import AttentionRun
 
 SHOW_VALUES_ON_MAX = 64  # "on" draws numbers in cells up to this many tokens (beyond: unreadable, slow)
@@ -112,13 +119,239 @@ def heatmap_panel(run: AttentionRun, block, layer, head, slider, color_scale, sh
     return {"figure": fig, "title": title, "stats": head_stats(run, view, name), "note": note}
 
 
-def heatmap_csv_parts(run: AttentionRun, block, layer, head, slider) -> tuple[np.ndarray, list, list, str]:
-    """(matrix [shown queries, shown keys], query labels, key labels, title) as shown in the heatmap."""
+# ---- heatmap transport: quantised bytes, whole layer / one head / pooled overview / zoom window ----
+EXACT_MAX_TOKENS = 512  # a view longer than this on either side is drawn as a pooled overview
+POOL_CELLS = 512  # overview cells per side (about screen resolution)
+LAYER_CELLS = 1 << 20  # send every head of the layer (head switches in the browser) up to this many cells
+POOL_CHOICES = ("max", "mean")
+
+
+def parse_window(window, n_rows: int, n_cols: int, uirevision: str) -> tuple[int, int, int, int] | None:
+    """(r0, r1, c0, c1) shown-index window (ends exclusive) from the browser's window store, or None.
+    The store is the browser's: anything malformed, out of range or for another view is ignored."""
+    if not isinstance(window, dict) or window.get("uirevision") != uirevision:
+        return None
+    vals = [window.get(k) for k in ("q0", "q1", "k0", "k1")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+        return None
+    r0, r1, c0, c1 = vals
+    r0, c0 = max(0, r0), max(0, c0)
+    r1, c1 = min(n_rows, r1), min(n_cols, c1)
+    if r1 - r0 < 1 or c1 - c0 < 1 or (r1 - r0, c1 - c0) == (n_rows, n_cols):
+        return None
+    return r0, r1, c0, c1
+
+
+def _masked(block, q_pos: np.ndarray, k_pos: np.ndarray) -> np.ndarray | None:
+    """bool [rows, cols]: cells a causal block hides (key after query), or None."""
+    if not block.causal:
+        return None
+    return k_pos[None, :] > q_pos[:, None] + (block.n_keys - block.n_queries)
+
+
+def _pooled(run: AttentionRun, name: str, layer: int, head, t: float, q_pos, k_pos, f: int, pool: str):
+    """float32 [ceil(rows/f), ceil(cols/f)]: block max / mean of one head (or the head mean) over
+    f x f token blocks, rebuilt a few block rows at a time (memory: f*64 rows x keys)."""
+    b = run.block(name)
+    nr, nc = math.ceil(len(q_pos) / f), math.ceil(len(k_pos) / f)
+    out = np.empty((nr, nc), np.float32)
+    chunk = f * max(1, 64 // max(1, f // 8))
+    for a in range(0, len(q_pos), chunk):
+        rows = q_pos[a:a + chunk]
+        w = head_weights(run, name, layer, head, t, rows)[:, k_pos]  # [chunk rows, cols]
+        m = _masked(b, rows, k_pos)
+        if m is not None:
+            w[m] = np.nan
+        pr = math.ceil(len(rows) / f)
+        pad = np.full((pr * f, nc * f), np.nan, np.float32)
+        pad[:w.shape[0], :w.shape[1]] = w
+        blocks = pad.reshape(pr, f, nc, f)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-masked blocks -> NaN
+            out[a // f:a // f + pr] = (np.nanmax if pool == "max" else np.nanmean)(blocks, axis=(1, 3))
+    return out
+
+
+def _ranges(pos: np.ndarray, f: int) -> list[tuple[int, int]]:
+    return [(int(pos[i]), int(pos[min(len(pos), i + f) - 1])) for i in range(0, len(pos), f)]
+
+
+def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, show_values, stretch=False,
+                    pool="max", window=None) -> dict:
+    """What the heatmap card gets: {"payload", "title", "stats", "note"}.
+
+    payload (the browser's heatmap store; assets/heatmap.js draws it, z decoded from bytes):
+      {"figure": figure dict without z, "matrix": dashboard.transport.encode(...) of
+       [n, rows, cols], "heads": the n head values it holds ("0".."H-1", "mean") or [head],
+       "layer", "block", "titles", "stats", "zmax": per matrix (None = the figure's),
+       "mode": "layer" | "head" | "window" | "pooled", "uirevision"}
+
+    * short views: every head of the layer and their mean (<= LAYER_CELLS cells), so a head switch
+      is drawn in the browser with no request; longer: the one head (<= EXACT_MAX_TOKENS a side);
+    * longer views: an overview pooled by block max or mean (`pool`, POOL_CELLS cells a side);
+      `window` (a box-zoom, from the browser) fetches the exact window when it is small enough,
+      else a finer overview of it.
+    Exact values are 16-bit codes, overviews 8-bit; the step is in the hover text.
+    """
+    name, pair = parse_block(run, block)
+    layer, head = clamp_selection(run, name, layer, head)
+    pool = pool if pool in POOL_CHOICES else "max"
+    t = temperature_from_slider(slider)
+    b = run.block(name)
+    q_all, k_all, boundary = view_positions(run, name, pair)
+    q_tokens, k_tokens = run.tokens(b.query_side), run.tokens(b.key_side)
+    uirev = "heatmap:" + figures._digest([t.label for t in q_tokens], [t.label for t in k_tokens], name, pair)
+    win = parse_window(window, len(q_all), len(k_all), uirev)
+    r0, r1, c0, c1 = win or (0, len(q_all), 0, len(k_all))
+    q_pos, k_pos = q_all[r0:r1], k_all[c0:c1]
+    title = head_title(run, name, layer, head, pair, t)
+    note = "" if t == 1.0 else (f"T = {t:g}: softmax re-applied to the real pre-softmax scores "
+                                f"(T = 1 is the model itself).")
+    heads = [str(h) for h in range(b.n_heads)] + [MEAN]
+    base = {"layer": layer, "block": block if isinstance(block, str) else name, "uirevision": uirev}
+    if max(len(q_pos), len(k_pos)) > EXACT_MAX_TOKENS:  # ---- overview, pooled
+        f = math.ceil(max(len(q_pos), len(k_pos)) / POOL_CELLS)
+        values = _pooled(run, name, layer, head, t, q_pos, k_pos, f, pool)
+        enc = transport.encode(values[None], bits=8)
+        detail = transport.step_text(enc["step"], 8)
+        zmax = stretched_zmax(values[np.isfinite(values)]) if stretch else None
+        fig = figures.pooled_heatmap(values, _ranges(q_pos, f), _ranges(k_pos, f), pool=pool,
+                                     color_scale=color_scale, zmax=zmax, uirevision=uirev, detail=detail)
+        add_meta(fig, layer=layer, head=head, block=name, pair=pair, block_size=f, window=bool(win),
+                 window_origin=[r0, c0], query_offset=int(q_pos[0]), key_offset=int(k_pos[0]),
+                 uirevision=uirev)
+        what = "window" if win else "text"
+        note = " ".join(x for x in (note, f"{len(q_pos)} × {len(k_pos)} tokens: overview of {f}×{f}-token "
+                                    f"blocks, block {pool} ({detail}). Box-zoom to fetch exact values of a "
+                                    f"window; double-click for the whole {what}.") if x)
+        stats = _stats_of(run, name, layer, head, t, q_all, k_all)
+        return {"payload": dict(base, figure=_strip(fig), matrix=enc, heads=[str(head)], mode="pooled",
+                                titles=[title], stats=[stats], zmax=[None]),
+                "title": title, "stats": stats, "note": note}
+    layer_mode = win is None and b.n_heads * len(q_pos) * len(k_pos) <= LAYER_CELLS
+    shown = heads if layer_mode else [str(head)]
+    mats, titles, stats, zmaxes = [], [], [], []
+    masked = _masked(b, q_pos, k_pos)
+    for h in shown:
+        hv = MEAN if h == MEAN else int(h)
+        full = head_weights(run, name, layer, hv, t, q_pos if win else slice(None))
+        m = full[:, k_pos] if win else full[np.ix_(q_pos, k_pos)]
+        if masked is not None:
+            m = m.copy()
+            m[masked] = np.nan
+        mats.append(m)
+        titles.append(head_title(run, name, layer, hv, pair, t))
+        stats.append(_stats_of(run, name, layer, hv, t, q_all, k_all, full if not win and not pair else None))
+        zmaxes.append(stretched_zmax(np.nan_to_num(m)) if stretch else None)
+    enc = transport.encode(np.stack(mats), bits=16)
+    detail = transport.step_text(enc["step"], 16)
+    i = shown.index(str(head))
+    fig = figures.heatmap(np.nan_to_num(mats[i]), [q_tokens[j].label for j in q_pos],
+                          [k_tokens[j].label for j in k_pos], color_scale=color_scale,
+                          show_values=show_values_flag(show_values, max(len(q_pos), len(k_pos))),
+                          causal=False, boundary=None if win else boundary, zmax=zmaxes[i], uirevision=uirev)
+    fig.data[0].hovertemplate = fig.data[0].hovertemplate.replace("<extra>", f" ({detail})<extra>")
+    add_meta(fig, layer=layer, head=head, block=name, pair=pair, window=bool(win), causal=b.causal,
+             query_offset=int(q_pos[0]) if len(q_pos) else 0, key_offset=int(k_pos[0]) if len(k_pos) else 0,
+             uirevision=uirev)
+    if win:
+        note = " ".join(x for x in (note, f"Exact window: queries {int(q_pos[0])}–{int(q_pos[-1])}, keys "
+                                    f"{int(k_pos[0])}–{int(k_pos[-1])} ({detail}). Double-click for the "
+                                    f"overview.") if x)
+    return {"payload": dict(base, figure=_strip(fig), matrix=enc, heads=shown,
+                            mode="layer" if layer_mode else ("window" if win else "head"),
+                            titles=titles, stats=stats, zmax=zmaxes),
+            "title": titles[i], "stats": stats[i], "note": note}
+
+
+def head_figure(run: AttentionRun, name: str, layer: int, head, pair, t: float, color_scale, pool: str = "max"):
+    """One head's heatmap figure (plain JSON z) for side-by-side views (pruning comparison): exact up
+    to EXACT_MAX_TOKENS a side, else the pooled overview (block `pool`)."""
+    q_pos, k_pos, boundary = view_positions(run, name, pair)
+    b = run.block(name)
+    q_tokens, k_tokens = run.tokens(b.query_side), run.tokens(b.key_side)
+    if max(len(q_pos), len(k_pos)) > EXACT_MAX_TOKENS:
+        f = math.ceil(max(len(q_pos), len(k_pos)) / POOL_CELLS)
+        values = _pooled(run, name, layer, head, t, q_pos, k_pos, f, pool)
+        fig = figures.pooled_heatmap(values, _ranges(q_pos, f), _ranges(k_pos, f), pool=pool,
+                                     color_scale=color_scale)
+        return add_meta(fig, layer=layer, head=head, block=name, pair=pair, block_size=f,
+                        query_offset=int(q_pos[0]), key_offset=int(k_pos[0]))
+    view = head_matrix(run, name, layer, head, pair, t)
+    fig = figures.heatmap(view.matrix, view.query_labels, view.key_labels, color_scale=color_scale,
+                          show_values=False, causal=view.causal, boundary=view.boundary)
+    return add_meta(fig, layer=layer, head=head, block=name, pair=pair,
+                    query_offset=int(q_pos[0]) if len(q_pos) else 0, key_offset=int(k_pos[0]) if len(k_pos) else 0)
+
+
+def _stats_of(run, name, layer, head, t, q_pos, k_pos, full=None) -> dict:
+    """head_stats for the whole shown head, rebuilt in row chunks when not given (long texts)."""
+    b = run.block(name)
+    keys = run.tokens(b.key_side)
+    n_q, n_k = len(q_pos), len(k_pos)
+    if full is not None:
+        w = full[np.ix_(q_pos, k_pos)]
+        s = metrics.stats(w)
+    else:
+        ent, mx, col, sink = 0.0, 0.0, np.zeros(n_k, np.float64), 0.0
+        for a in range(0, n_q, 256):
+            w = head_weights(run, name, layer, head, t, q_pos[a:a + 256])[:, k_pos]
+            ent += float(metrics.row_entropy(w).sum())
+            mx = max(mx, float(w.max()))
+            col += w.sum(0)
+            sink += float(w[:, 0].sum())
+        s = {"entropy": ent / max(1, n_q), "max_weight": mx, "most_attended": int(np.argmax(col)),
+             "sink": sink / max(1, n_q)}
+    tokens = str(n_q) if n_q == n_k and b.query_side == b.key_side else f"{n_q} → {n_k}"
+    most = int(k_pos[s["most_attended"]])
+    return {"tokens": tokens, "entropy": f"{s['entropy']:.2f}", "max_weight": f"{s['max_weight']:.2f}",
+            "most_attended": f"{keys[most].label} (#{most})", "sink": f"{s['sink']:.2f}"}
+
+
+def _strip(fig) -> dict:
+    """The figure as a dict without the heatmap's z (the bytes carry it)."""
+    d = fig.to_plotly_json()
+    d["data"] = [dict(tr) for tr in d["data"]]
+    d["data"][0]["z"] = []
+    d["data"][0].pop("text", None)
+    return json.loads(plotly.io.to_json(d, validate=False))
+
+
+def run_meta(run: AttentionRun) -> dict:
+    """What every export names first: the model and the text(s) the numbers came from."""
+    return {"model": run.model_name, "model fingerprint": run.model_fingerprint[:16],
+            "text": run.text, "second text": run.text_pair,
+            "truncated": "yes: " + "; ".join(f"{t.dropped_tokens} tokens of the {t.side} not run"
+                                             for t in run.truncations) if run.truncations else None}
+
+
+def heatmap_export(run: AttentionRun, block, layer, head, slider) -> dict:
+    """The shown heatmap with its context: matrix [shown queries, shown keys], labels and positions
+    of the shown tokens, title, metadata for the export, and a file stem named after them."""
     name, pair = parse_block(run, block)
     layer, head = clamp_selection(run, name, layer, head)
     t = temperature_from_slider(slider)
     view = head_matrix(run, name, layer, head, pair, t)
-    return view.matrix, view.query_labels, view.key_labels, head_title(run, name, layer, head, pair, t)
+    title = head_title(run, name, layer, head, pair, t)
+    meta = {**run_meta(run), "block": name + (f" {pair[0]}->{pair[1]}" if pair else ""), "layer": layer,
+            "head": "mean of all heads" if head == MEAN else head, "temperature": t,
+            "values": ("attention weights softmax(QK^T/sqrt(d) + mask); rows = queries (attend from), "
+                       "columns = keys; headers are position:token")}
+    return {"matrix": view.matrix, "query_labels": view.query_labels, "key_labels": view.key_labels,
+            "query_positions": view.query_positions, "key_positions": view.key_positions, "title": title,
+            "meta": meta, "stem": export.export_stem("attention", run.model_name, title, run.text[:40])}
+
+
+def head_metrics_export(run: AttentionRun, block) -> dict:
+    """Every per-head metric of the block as a table, with the run's metadata and a file stem."""
+    name, _ = parse_block(run, block)
+    header, rows = export.head_metrics_table(block_metrics(run, name))
+    meta = {**run_meta(run), "block": name,
+            "what": ("per-head metrics of the model's own attention weights (temperature 1): entropy in bits "
+                     "and normalised entropy averaged over queries; max weight, sink (first-token), self and "
+                     "previous-token mass averaged over queries; role = the label the heads grid shows")}
+    return {"header": header, "rows": rows, "meta": meta,
+            "stem": export.export_stem("head-metrics", run.model_name, name, run.text[:40])}
 
 
 # ---- heads grid ---------------------------------------------------------------------------------
@@ -146,13 +379,23 @@ def overview_figure(run: AttentionRun, block, layer, head, color_scale):
     name, pair = parse_block(run, block)
     layer, head = clamp_selection(run, name, layer, head)
     b = run.block(name)
-    view = head_matrix(run, name, layer, 0, pair)
-    w = b.weights[layer][:, view.query_positions][:, :, view.key_positions]  # [heads, shown q, shown k]
+    view = _positions_view(run, name, pair)
+    q_pos, k_pos = view.query_positions, view.key_positions
+    f = max(1, math.ceil(max(len(q_pos), len(k_pos)) / OVERVIEW_MAX_TOKENS))
+    # one head rebuilt a few rows at a time and block-averaged (causal cells left out), any length
+    pooled = [_pooled(run, name, layer, h, 1.0, q_pos, k_pos, f, "mean") for h in range(b.n_heads)]
     ent = block_metrics(run, name)["entropy"][layer]
     titles = [f"H{h} · {ent[h]:.1f} bits" for h in range(b.n_heads)]
-    fig = figures.small_multiples(w, titles=titles, selected=None if head == MEAN else head,
-                                  max_tokens=OVERVIEW_MAX_TOKENS, color_scale=color_scale, causal=b.causal)
+    fig = figures.small_multiples(np.stack(pooled), titles=titles, selected=None if head == MEAN else head,
+                                  max_tokens=OVERVIEW_MAX_TOKENS, color_scale=color_scale, block_size=f)
     return add_meta(fig, layer=layer, block=name)
+
+
+class _positions_view:
+    """The shown positions of a view (no weights rebuilt)."""
+
+    def __init__(self, run, name, pair):
+        self.query_positions, self.key_positions, self.boundary = view_positions(run, name, pair)
 
 
 def overview_selection_shapes(head) -> list[dict]:

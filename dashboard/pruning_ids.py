@@ -67,6 +67,15 @@ CURVES_GRAPH = "pruning-curves-graph"
 CURVE_METRIC = "pruning-curve-metric"
 CURVE_METRIC_ROW = "pruning-curve-metric-row"       # hidden until there are curves
 CURVES_INFO = "pruning-curves-info"
+DOWNLOAD = "pruning-download"            # dcc.Download of the importance / curves exports
+
+
+def export_button(what: str, fmt: str) -> dict:
+    """Download button of an analysis: what "importance" | "curves", fmt "csv" | "json"."""
+    return {"type": "pruning-export", "what": what, "format": fmt}
+
+
+EXPORTS = [("importance", "csv"), ("importance", "json"), ("curves", "csv"), ("curves", "json")]
 
 # ---- physical pruning ---------------------------------------------------------------------------
 PHYSICAL_BUTTON = "pruning-physical-button"

@@ -164,6 +164,12 @@ def curves_section() -> html.Div:
                   metric], id=P.CURVE_METRIC_ROW, className="align-items-center mb-1", style={"display": "none"}),
         graph(P.CURVES_GRAPH, "pruning-curves", class_name="pruning-curves-graph"),
         html.Div("", id=P.CURVES_INFO, className="small text-muted"),
+        html.Div([html.Span("Download:", className="small text-muted me-1")] + [
+            dbc.Button(f"{what} {fmt.upper()}", id=P.export_button(what, fmt), n_clicks=0, size="sm",
+                       color="secondary", outline=True, class_name="dl-button",
+                       title=f"Download the {what} with model, corpus and method ({fmt.upper()})")
+            for what, fmt in P.EXPORTS] + [dcc.Download(id=P.DOWNLOAD)],
+            className="d-flex flex-wrap align-items-center gap-1 mt-1 pruning-exports"),
     ])
 
 

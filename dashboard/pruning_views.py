@@ -27,7 +27,7 @@ import numpy as np
 
 from dashboard import figures
 from dashboard.figures_extra import add_meta
-from dashboard.views import MEAN, block_metrics, clamp_selection, head_matrix, head_title, parse_block
+from dashboard.views import MEAN, block_metrics, clamp_selection, head_title, parse_block
 from models import pruning, service
 from models.run import AttentionRun
 
@@ -287,13 +287,11 @@ def comparison(base: AttentionRun, pruned: AttentionRun, mask, block_choice, lay
     n, total = pruned_count(m)
 
     def side(run):
-        view = head_matrix(run, name, layer, head, pair, temperature)
-        fig = figures.heatmap(view.matrix, view.query_labels, view.key_labels, color_scale=color_scale,
-                              show_values=False, causal=view.causal, boundary=view.boundary)
+        from dashboard.panels import head_figure  # long texts: the pooled overview, as on the page
+
+        fig = head_figure(run, name, layer, head, pair, temperature, color_scale)
         fig.update_layout(margin=dict(l=4, r=4, t=6, b=4))
-        return add_meta(fig, layer=layer, head=head, block=name, pair=pair,
-                        query_offset=int(view.query_positions[0]) if len(view.query_positions) else 0,
-                        key_offset=int(view.key_positions[0]) if len(view.key_positions) else 0)
+        return fig
 
     if n:
         figs = [side(base), side(pruned)]
@@ -310,7 +308,9 @@ def comparison(base: AttentionRun, pruned: AttentionRun, mask, block_choice, lay
     elif name == base.main.name and n and _first_pruned_layer(m) >= layer:
         notes.append(f"No head before layer {layer} is pruned, so this layer's attention is unchanged "
                      "(pruning a head changes what the layers after it see).")
-    js = attention_change(base, pruned, name)
+    b = base.block(name)
+    # nothing pruned: both sides are one run and every divergence is exactly 0 (nothing rebuilt)
+    js = attention_change(base, pruned, name) if n else np.zeros((b.n_layers, b.n_heads), np.float32)
     change = pruning.output_change(base, pruned)
     change_fig = change_grid(js, m if name == base.main.name else None,
                              None if head == MEAN else (layer, head), n)

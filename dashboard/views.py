@@ -12,13 +12,12 @@ a sentence-pair slice ":AA", ":AB", ":BA", ":BB" (query segment, key segment) fo
 """
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from models import metrics
+from models.attention import InputError
 from models.run import AttentionRun, Truncation
 
 MEAN = "mean"
@@ -151,21 +150,36 @@ class HeadView:
     full: np.ndarray
 
 
-def head_weights(run: AttentionRun, block: str, layer: int, head, temperature: float = 1.0) -> np.ndarray:
-    """float32 [queries, keys]: the head's weights, or the mean over the layer's heads (head=MEAN).
+def head_weights(run: AttentionRun, block: str, layer: int, head, temperature: float = 1.0,
+                 rows=slice(None)) -> np.ndarray:
+    """float32 [rows, keys]: the head's weights, or the mean over the layer's heads (head=MEAN),
+    rebuilt by the run from what it stored (models.compact).
 
-    temperature 1 gives the model's own weights exactly; any other value re-applies softmax to the
-    real pre-softmax scores q·k/√d of the head(s): softmax(scores / T).
+    temperature 1 gives the model's own weights; any other value re-applies softmax to the real
+    pre-softmax scores of the head(s): softmax(scores / T).
     """
+    if temperature != 1.0 and not run.block(block).has_scores:
+        raise InputError("This model's run has no pre-softmax scores (its attention is read from the "
+                         "model's own output_attentions), so the temperature cannot be changed.")
+    if head == MEAN:
+        return run.mean_weights(layer, temperature, block, rows)
+    return run.head_weights(layer, head, temperature, block, rows)
+
+
+def view_positions(run: AttentionRun, block: str, pair_block: str | None) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(query positions int [shown q], key positions int [shown k], boundary | None) of a view:
+    every token, or a sentence-pair slice (see head_matrix)."""
     b = run.block(block)
-    heads = slice(None) if head == MEAN else head
-    if temperature == 1.0:
-        w = b.weights[layer, heads].astype(np.float32)
-    else:
-        if b.scores is None:
-            raise ValueError("this run has no pre-softmax scores, so the temperature cannot be changed")
-        w = metrics.softmax_with_temperature(b.scores[layer, heads], temperature)
-    return w.mean(axis=0) if head == MEAN else w
+    q_tokens, k_tokens = run.tokens(b.query_side), run.tokens(b.key_side)
+    q_pos, k_pos = np.arange(len(q_tokens)), np.arange(len(k_tokens))
+    boundary = None
+    if pair_block:
+        q_seg, k_seg = _SEG[pair_block[0]], _SEG[pair_block[1]]
+        q_pos = np.array([i for i, t in enumerate(q_tokens) if t.segment == q_seg], dtype=int)
+        k_pos = np.array([i for i, t in enumerate(k_tokens) if t.segment == k_seg], dtype=int)
+    elif b.query_side == b.key_side == "source" and has_pair(run):
+        boundary = next(i for i, t in enumerate(q_tokens) if t.segment == 1)
+    return q_pos, k_pos, boundary
 
 
 def head_matrix(run: AttentionRun, block: str, layer: int, head, pair_block: str | None = None,
@@ -178,14 +192,7 @@ def head_matrix(run: AttentionRun, block: str, layer: int, head, pair_block: str
     b = run.block(block)
     full = head_weights(run, block, layer, head, temperature)
     q_tokens, k_tokens = run.tokens(b.query_side), run.tokens(b.key_side)
-    q_pos, k_pos = np.arange(len(q_tokens)), np.arange(len(k_tokens))
-    boundary = None
-    if pair_block:
-        q_seg, k_seg = _SEG[pair_block[0]], _SEG[pair_block[1]]
-        q_pos = np.array([i for i, t in enumerate(q_tokens) if t.segment == q_seg], dtype=int)
-        k_pos = np.array([i for i, t in enumerate(k_tokens) if t.segment == k_seg], dtype=int)
-    elif b.query_side == b.key_side == "source" and has_pair(run):
-        boundary = next(i for i, t in enumerate(q_tokens) if t.segment == 1)
+    q_pos, k_pos, boundary = view_positions(run, block, pair_block)
     matrix = full[np.ix_(q_pos, k_pos)]
     return HeadView(matrix=matrix, query_labels=[q_tokens[i].label for i in q_pos],
                     key_labels=[k_tokens[i].label for i in k_pos], query_positions=q_pos,
@@ -223,22 +230,9 @@ def head_stats(run: AttentionRun, view: HeadView, block: str) -> dict:
 
 
 # ---- layers × heads grid ------------------------------------------------------------------------
-_METRIC_MEMO: dict[tuple[int, str], tuple[weakref.ref, dict]] = {}
-_METRIC_LOCK = threading.Lock()  # the page's callbacks ask at once after a run: compute once
-
-
 def block_metrics(run: AttentionRun, block: str) -> dict[str, np.ndarray]:
-    """run.head_metrics(block), memoised per live run object (head switches don't recompute)."""
-    key = (id(run), block)
-    with _METRIC_LOCK:
-        hit = _METRIC_MEMO.get(key)
-        if hit is not None and hit[0]() is run:
-            return hit[1]
-        m = run.head_metrics(block)
-        for k in [k for k, (ref, _) in _METRIC_MEMO.items() if ref() is None]:
-            _METRIC_MEMO.pop(k, None)
-        _METRIC_MEMO[key] = (weakref.ref(run), m)
-        return m
+    """run.head_metrics(block): computed at capture, memoised on the run."""
+    return run.head_metrics(block)
 
 
 def grid_values(run: AttentionRun, block: str, metric: str) -> np.ndarray:
@@ -266,15 +260,8 @@ def top_keys(run: AttentionRun, block: str, layer: int, head, query: int, temper
     score is the real pre-softmax score q·k/√d of that head, or None for the mean of heads
     (scores are per head) or a run without scores.
     """
-    b = run.block(block)
-    keys = run.tokens(b.key_side)
-    if head != MEAN and temperature == 1.0:
-        rows = run.top_keys(layer, head, query, k, block)
-    else:
-        row = head_weights(run, block, layer, head, temperature)[query]
-        order = metrics.top_k(row, k)
-        scores = None if (head == MEAN or b.scores is None) else b.scores[layer, head, query].astype(np.float32)
-        rows = [(int(i), float(row[i]), None if scores is None else float(scores[i])) for i in order]
+    keys = run.key_tokens(block)
+    rows = run.top_keys(layer, head, query, k, block, temperature)
     return [{"key": i, "label": keys[i].label, "weight": w, "score": s} for i, w, s in rows]
 
 

@@ -17,9 +17,9 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from models import interventions
+from models import compact, interventions, metrics, verify
 from models.loader import LoadedModel
-from models.run import AttentionRun, Block, Token, Truncation
+from models.run import AttentionRun, Block, Token, Truncation, stack_summaries
 
 
 class InputError(ValueError):
@@ -89,25 +89,29 @@ def _encode(tokenizer, text, pair, max_tokens, side) -> tuple[dict, list[Truncat
     return enc, truncations
 
 
-def _stack(calls, n_heads_expected=None) -> dict[str, tuple[str, np.ndarray, np.ndarray | None]]:
-    """Group captured calls by block: {block: (kind, weights [L,H,Tq,Tk], scores or None)}."""
+def _blocks(calls, loaded: LoadedModel) -> list[Block]:
+    """Group captured (slot, LayerStore, LayerSummary) calls by block, in layer order."""
     grouped = defaultdict(dict)
-    for slot, scores, weights in calls:
-        grouped[slot.block][slot.layer] = (slot.kind, scores, weights)
-    out = {}
-    for block, layers in grouped.items():
+    for slot, store, summary in calls:
+        if not isinstance(store, compact.LayerStore):  # (slot, None, weights): the model's own
+            w = summary[0]  # output_attentions (fallback path): stored in full, no pre-softmax scores
+            store = compact.LayerStore.from_full(
+                w.half().numpy(), None, "fallback: the model's own output_attentions (no pre-softmax scores)")
+            summary = compact.summarise(w.float(), metrics._allowed_keys(w.shape[-2], w.shape[-1],
+                                                                         slot.kind == "causal"))
+        grouped[slot.block][slot.layer] = (slot.kind, store, summary)
+    blocks = []
+    for name in loaded.blocks:
+        layers = grouped[name]
         idx = sorted(layers)
-        if idx != list(range(len(idx))):
-            raise RuntimeError(f"block {block}: captured layers {idx} are not contiguous")
+        if idx != list(range(len(idx))) or not idx:
+            raise RuntimeError(f"block {name}: captured layers {idx} are not contiguous")
         kind = layers[0][0]
-        # float16 conversion in torch: several times faster than numpy's astype on big runs
-        w = torch.stack([layers[i][2][0] for i in idx]).half().numpy()
-        s = None
-        if layers[0][1] is not None:
-            # masked positions (~-3.4e38) overflow to -inf in float16, which is what we want
-            s = torch.stack([layers[i][1][0] for i in idx]).half().numpy()
-        out[block] = (kind, w, s)
-    return out
+        q_side = "target" if name in ("decoder", "cross") else "source"
+        k_side = "target" if name == "decoder" else "source"
+        blocks.append(Block(name, kind, q_side, k_side, layers=tuple(layers[i][1] for i in idx),
+                            summary=stack_summaries([layers[i][2] for i in idx])))
+    return blocks
 
 
 def _gates(loaded: LoadedModel, head_mask) -> dict | None:
@@ -164,29 +168,30 @@ def forward_inputs(loaded: LoadedModel, text: str, text_pair: str | None, max_to
 
 
 def extract(loaded: LoadedModel, text: str, text_pair: str | None = None, *, max_tokens: int | None = None,
-            head_mask=None, scores: bool = True) -> AttentionRun:
-    """Run the model once and capture every attention block (see module docstring)."""
+            head_mask=None, check: bool = True) -> AttentionRun:
+    """Run the model once and capture every attention block (see module docstring).
+
+    Each layer is reduced to its compact form while the forward pass runs (models.compact) and,
+    with `check` (the default, always on for the page), every head is rebuilt from it and
+    compared with the model's own weights; a layer that does not reproduce is stored in full."""
     text = _clean(text, "The text", required=True)
     text_pair = _clean(text_pair, "The second text", required=False)
     limit = loaded.max_tokens if max_tokens is None else max(4, min(int(max_tokens), loaded.max_tokens))
     inputs, source, target, truncations = forward_inputs(loaded, text, text_pair, limit)
     gates = _gates(loaded, head_mask)
     outputs = {}
-    with torch.inference_mode(), interventions.capture(scores=scores) as cap, \
+    fallback = getattr(loaded, "path", None) == "fallback"  # weights from the model's own output_attentions
+    with torch.inference_mode(), interventions.capture(compact=True, check=check) as cap, \
             interventions.head_gates(gates or {}):
-        out = loaded.model(**inputs)
+        out = loaded.model(**inputs, **({"output_attentions": True} if fallback else {}))
+    if fallback:
+        interventions.record_attentions(cap, loaded.blocks, verify.block_attentions(out, loaded.architecture))
     if getattr(out, "loss", None) is not None:
         outputs["loss"] = np.asarray(float(out.loss), dtype=np.float32)
     if loaded.architecture == "encoder" and loaded.head == "none":
         emb = mean_pool(out.last_hidden_state, inputs["attention_mask"])[0]
         outputs["embedding"] = emb.numpy().astype(np.float32)
-    stacked = _stack(cap.calls)
-    blocks = []
-    for name in loaded.blocks:
-        kind, w, s = stacked[name]
-        q_side = "target" if name in ("decoder", "cross") else "source"
-        k_side = "target" if name == "decoder" else "source"
-        blocks.append(Block(name=name, kind=kind, query_side=q_side, key_side=k_side, weights=w, scores=s))
+    blocks = _blocks(cap.calls, loaded)
     mask_arr = None
     if gates is not None:
         mask_arr = gates[next(iter(loaded.blocks))].numpy() if next(iter(loaded.blocks)) in gates else None

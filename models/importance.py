@@ -346,6 +346,8 @@ def task_loss(loaded, batch, gates=None, *, seed: int = 0) -> tuple[torch.Tensor
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     from scipy.stats import spearmanr
 
+    if len(x) >= 2 and np.array_equal(x, y):
+        return 1.0  # the same numbers: exactly 1, not 1 minus rounding
     if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
         return 0.0
     rho = spearmanr(x, y).statistic
@@ -358,7 +360,11 @@ class EvalSet:
 
     pairs/texts: the examples; encoded: tokenised sorted batches (embedding models);
     lm_batches: [(inputs, labels, shift)] (LM heads); reference: float32 [n_pairs] cosines of
-    the unpruned model's pairs (embedding models), the baseline for "spearman".
+    the unpruned model's pairs (embedding models), the baseline for "spearman";
+    base_embeddings: float32 [n_texts, hidden], the unpruned embeddings `reference` came from;
+    unpruned: the metrics of the unpruned model, computed once and reused by every caller (so
+    the "0 % pruned" point of a curve IS the reference, not a second forward pass that float
+    kernels may round differently).
     """
     pairs: list | None
     texts: list
@@ -367,6 +373,24 @@ class EvalSet:
     encoded: _Encoded | None = None
     lm_batches: list = field(default_factory=list)
     reference: np.ndarray | None = None
+    base_embeddings: np.ndarray | None = None
+    unpruned: dict | None = None
+
+
+def _pair_cosines(e: np.ndarray) -> np.ndarray:
+    """float32 [n_pairs]: cos(a_i, b_i) of L2-normalised embeddings e [2*n_pairs, hidden] (a, b
+    interleaved). The one place pair cosines are computed, so a reference and a measurement of the
+    same embeddings are the same numbers bit for bit."""
+    t = torch.from_numpy(np.ascontiguousarray(e, dtype=np.float32))
+    return (t[0::2] * t[1::2]).sum(1).numpy()
+
+
+def _is_unpruned(gates) -> bool:
+    """No gates, or every gate 1 (the all-ones mask of "0 heads pruned")."""
+    if gates is None:
+        return True
+    values = gates.values() if isinstance(gates, dict) else [gates]
+    return all(bool((torch.as_tensor(np.asarray(g, dtype=np.float32)) == 1).all()) for g in values)
 
 
 def prepare_eval(loaded, pairs_or_texts, *, batch_size: int = 16, seed: int = 0, reference=None) -> EvalSet:
@@ -381,8 +405,8 @@ def prepare_eval(loaded, pairs_or_texts, *, batch_size: int = 16, seed: int = 0,
             raise ValueError("need at least 2 sentence pairs")
         ev.encoded = _encode_sorted(loaded, texts)
         if reference is None:
-            e = embed(loaded, ev.encoded)
-            reference = (e[0::2] * e[1::2]).sum(1)
+            ev.base_embeddings = embed(loaded, ev.encoded)
+            reference = _pair_cosines(ev.base_embeddings)
         ev.reference = np.asarray(reference, dtype=np.float32)
     else:
         ev.lm_batches = [_lm_inputs(loaded, chunk, seed)
@@ -403,10 +427,21 @@ def pair_metrics(loaded, pairs, gates=None, *, reference=None, batch_size: int =
     Always: n_examples. `pairs` may be an EvalSet from prepare_eval (fast path for many calls).
     """
     ev = prepare_eval(loaded, pairs, batch_size=batch_size, reference=reference)
+    unpruned = _is_unpruned(gates)
+    if unpruned and reference is None and ev.unpruned is not None:
+        return dict(ev.unpruned)
+    result = _pair_metrics(loaded, ev, None if unpruned else gates, reference)
+    if unpruned and reference is None:
+        ev.unpruned = dict(result)
+    return result
+
+
+def _pair_metrics(loaded, ev: EvalSet, gates, reference) -> dict:
     if _is_embedding(loaded):
-        e = embed(loaded, ev.encoded, gates)
+        # the unpruned model's embeddings are the ones the reference cosines came from
+        e = ev.base_embeddings if gates is None and ev.base_embeddings is not None else embed(loaded, ev.encoded, gates)
         ea, eb = torch.from_numpy(e[0::2]), torch.from_numpy(e[1::2])
-        cos = (ea * eb).sum(1).numpy()
+        cos = _pair_cosines(e)
         sim = ea @ eb.T
         acc = float((sim.argmax(1) == torch.arange(len(cos))).float().mean())
         n_pairs = len(cos)
@@ -579,7 +614,7 @@ def head_entropy(loaded, texts, *, block: str | None = None, max_texts: int = 25
     acc = None
     for t in texts:
         _check(should_stop)
-        run = attention.extract(loaded, t, max_tokens=MAX_TOKENS, scores=False)
+        run = attention.extract(loaded, t, max_tokens=MAX_TOKENS)
         e = run.head_metrics(block)["entropy"].astype(np.float64)
         acc = e if acc is None else acc + e
     return (acc / len(texts)).astype(np.float32)

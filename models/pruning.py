@@ -138,10 +138,13 @@ def attention_change(base_run, pruned_run, block: str | None = None) -> np.ndarr
     from models import metrics
 
     _same_input(base_run, pruned_run)
-    p, q = base_run.block(block).weights, pruned_run.block(block).weights
-    if p.shape != q.shape:
-        raise ValueError(f"attention shapes differ: {p.shape} vs {q.shape}")
-    return metrics.head_js(p, q)
+    p, q = base_run.block(block), pruned_run.block(block)
+    shape_p = (p.n_layers, p.n_heads, p.n_queries, p.n_keys)
+    shape_q = (q.n_layers, q.n_heads, q.n_queries, q.n_keys)
+    if shape_p != shape_q:
+        raise ValueError(f"attention shapes differ: {shape_p} vs {shape_q}")
+    # one layer of each run rebuilt at a time (memory: one layer's T x T, not the block's)
+    return np.stack([metrics.head_js(p.layer_weights(i), q.layer_weights(i)) for i in range(p.n_layers)])
 
 
 def compare(model: str, text: str, mask, text_pair: str | None = None, max_tokens: int | None = None) -> dict:
@@ -273,6 +276,84 @@ def _prune_gpt2(att: nn.Module, keep: list[int], gate: torch.Tensor) -> None:
     att.split_size = len(idx)
 
 
+_QKV_NAMES = (("q_proj", "k_proj", "v_proj"), ("q_lin", "k_lin", "v_lin"))  # Llama-style, DistilBERT
+_O_NAMES = ("o_proj", "out_proj", "dense", "out_lin")
+
+
+def _o_name(att) -> str | None:
+    return next((n for n in _O_NAMES if isinstance(getattr(att, n, None), nn.Linear)), None)
+
+
+def _qkv_names(att) -> tuple | None:
+    return next((names for names in _QKV_NAMES
+                 if all(isinstance(getattr(att, n, None), nn.Linear) for n in names)), None)
+
+
+def _head_size(att) -> int | None:
+    d = getattr(att, "head_dim", None)
+    d = d if isinstance(d, int) else getattr(att, "attention_head_size", None)
+    return d if isinstance(d, int) and d > 0 else None
+
+
+def _llama_refusal(att) -> str | None:
+    """Why a q_proj/k_proj/v_proj + output projection attention module cannot be pruned head by
+    head (None: it can)."""
+    names = _qkv_names(att)
+    if names is None or _o_name(att) is None:
+        return "no separate q_proj/k_proj/v_proj/o_proj linear layers"
+    q, k = getattr(att, names[0]), getattr(att, names[1])
+    d = _head_size(att)
+    if d is None or q.out_features % d or k.out_features % d:
+        return "head size unknown"
+    for norm in ("q_norm", "k_norm"):
+        w = getattr(getattr(att, norm, None), "weight", None)
+        if w is not None and w.numel() != d:
+            return f"{norm} normalises across all heads together (OLMo-2 style), so heads are not separable"
+    o = getattr(att, _o_name(att))
+    if q.in_features != o.out_features or o.in_features != q.out_features:
+        return "projection sizes do not match"
+    return None
+
+
+def _prune_llama(att: nn.Module, keep: list[int], gate: torch.Tensor) -> None:
+    """Llama-style attention with grouped-query attention (Llama, Mistral, Qwen2/3, Gemma 1-3,
+    StableLM, GPT-OSS, ...): rows of q_proj for the kept query heads; rows of k_proj/v_proj for the
+    key/value heads that still serve one (a KV head goes once all its query heads are gone);
+    matching input columns of o_proj, times the kept heads' gates; GPT-OSS sinks follow their
+    heads. Groups of unequal size get `interventions.KV_INDEX` ([kept heads]: each one's KV head)."""
+    d = _head_size(att)
+    qn, kn, vn = _qkv_names(att)
+    heads, kv_heads = getattr(att, qn).out_features // d, getattr(att, kn).out_features // d
+    group = heads // kv_heads
+    kv_of = [h // group for h in keep]
+    kv_keep = sorted(set(kv_of))
+    kv_new = [kv_keep.index(k) for k in kv_of]  # [kept heads]
+    idx = _head_index(keep, d)
+    setattr(att, qn, _rows(getattr(att, qn), idx))
+    setattr(att, kn, _rows(getattr(att, kn), _head_index(kv_keep, d)))
+    setattr(att, vn, _rows(getattr(att, vn), _head_index(kv_keep, d)))
+    o_name = _o_name(att)
+    o = _cols(getattr(att, o_name), idx)
+    scale = gate[keep].repeat_interleave(d).to(o.weight.dtype)
+    if not bool(torch.all(scale == 1)):
+        o.weight = nn.Parameter(o.weight.detach() * scale[None, :], requires_grad=False)
+    setattr(att, o_name, o)
+    sinks = getattr(att, "sinks", None)
+    if isinstance(sinks, torch.Tensor) and sinks.numel() == heads:
+        att.sinks = nn.Parameter(sinks.detach()[keep].clone(), requires_grad=False)
+    counts = [kv_of.count(k) for k in kv_keep]
+    if len(set(counts)) == 1:  # equal groups: plain grouped-query attention still describes it
+        att.num_key_value_groups = counts[0]
+        if hasattr(att, interventions.KV_INDEX):
+            delattr(att, interventions.KV_INDEX)
+    else:
+        att.num_key_value_groups = 1
+        setattr(att, interventions.KV_INDEX, torch.tensor(kv_new, dtype=torch.long))
+    for attr, value in (("num_heads", len(keep)), ("n_heads", len(keep)), ("num_key_value_heads", len(kv_keep))):
+        if isinstance(getattr(att, attr, None), int):
+            setattr(att, attr, value)
+
+
 def _is_bert_like(att, parent) -> bool:
     return all(isinstance(getattr(att, n, None), nn.Linear) for n in ("query", "key", "value")) and \
         hasattr(att, "attention_head_size") and hasattr(att, "num_attention_heads") and \
@@ -291,21 +372,27 @@ def physically_prune(loaded, mask, *, block: str | None = None) -> PrunedModel:
     folded into their value projection, so the copy computes what the masked model computes
     (up to float summation order). Layers with every head pruned keep one zero head (see
     PrunedModel). Supports BERT-family encoders (BertSelfAttention-style query/key/value +
-    output.dense: BERT, MiniLM, RoBERTa, ELECTRA, ...) and GPT-2; anything else raises
-    NotImplementedError. `loaded` is not modified.
+    output.dense: BERT, MiniLM, RoBERTa, ELECTRA, ...), GPT-2 and Llama-style q/k/v/o_proj
+    attention with grouped-query attention (see `_prune_llama`); anything else raises
+    NotImplementedError with the reason. Models on the fallback path (no slots) are refused too.
+    `loaded` is not modified.
     """
     block = block or next(iter(loaded.blocks))
     L, H = loaded.shape(block)
     m = np.asarray(mask, dtype=np.float32)
     if m.shape != (L, H):
         raise ValueError(f"mask has shape {m.shape}, expected {(L, H)}")
+    if getattr(loaded, "path", None) == "fallback":
+        raise NotImplementedError(f"physical pruning is not available for model {loaded.name!r}: its attention "
+                                  "modules bypass the dashboard's attention function (use the head mask instead)")
     names = {}
     for name, module in loaded.model.named_modules():
         slot = interventions._slot(module)
         if slot is not None and slot.block == block:
             names[slot.layer] = name
     if sorted(names) != list(range(L)):
-        raise RuntimeError(f"cannot find the {L} attention modules of block {block!r}")
+        raise NotImplementedError(f"physical pruning is not available for model {loaded.name!r}: block {block!r} "
+                                  f"does not have one attention module per layer (layers share weights)")
     model = copy.deepcopy(loaded.model)
     modules = dict(model.named_modules())  # a fresh copy: none of its modules is indexed yet
     kept = []
@@ -321,10 +408,14 @@ def physically_prune(loaded, mask, *, block: str | None = None) -> PrunedModel:
             _prune_bert(att, parent, keep, gate)
         elif _is_gpt2_like(att):
             _prune_gpt2(att, keep, gate)
+        elif _llama_refusal(att) is None:
+            _prune_llama(att, keep, gate)
         else:
+            why = _llama_refusal(att) if hasattr(att, "q_proj") else "an attention layout it does not know"
             raise NotImplementedError(
-                f"physical pruning supports BERT-family encoders and GPT-2; {type(att).__name__} of "
-                f"model {loaded.name!r} is not supported (use the head mask instead: it needs no surgery)")
+                f"physical pruning supports BERT-family encoders, GPT-2 and Llama-style attention "
+                f"(q/k/v/o_proj, grouped-query too); {type(att).__name__} of model {loaded.name!r} has {why} "
+                f"(use the head mask instead: it needs no surgery)")
         kept.append(tuple(h for h in keep if m[layer, h] != 0))
     model.eval()
     n_left = int(np.sum(m != 0))

@@ -2,8 +2,14 @@
 
 An `AttentionRun` is immutable. Every array states its shape:
 
-    block.weights  float16 [layers, heads, query, key]   softmax(QK^T/sqrt(d) + mask), rows sum to 1
-    block.scores   float16 [layers, heads, query, key]   QK^T/sqrt(d) + mask (pre-softmax); -inf where masked
+    block.layers   one models.compact.LayerStore per layer: queries [heads, query, d] and keys
+                   [kv heads, key, d] as the softmax saw them, the mask as flags, any additive bias
+                   (O(T·d) per layer; the full layer only when the compact form did not reproduce)
+    block.summary  per-query summaries computed at capture (entropy, top keys, per-head metrics)
+    run.head_weights(layer, head, T)  float32 [query, key]   softmax(scores / T), rebuilt on demand
+    run.head_scores(layer, head)      float32 [query, key]   pre-softmax scores; -inf where masked
+    run.mean_weights(layer, T)        float32 [query, key]   mean of the layer's heads
+    run.top_keys(layer, head, query, k) / run.head_metrics(block) / run.query_entropy(block)
 
 Blocks are named by where they sit in the model:
 
@@ -22,9 +28,9 @@ from typing import Literal
 
 import numpy as np
 
-from models import metrics
+from models import compact, metrics
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: compact blocks (queries/keys + mask flags + summaries), see models.compact
 
 Kind = Literal["self", "causal", "cross"]
 Side = Literal["source", "target"]
@@ -64,28 +70,156 @@ class Token:
         return f"##{text}" if self.subword else text
 
 
-@dataclass(frozen=True)
 class Block:
-    """One attention block: all layers and heads of one kind of attention."""
+    """One attention block: all layers and heads of one kind of attention, stored compactly.
 
-    name: str
-    kind: Kind
-    query_side: Side
-    key_side: Side
-    weights: np.ndarray  # float16 [layers, heads, query, key]
-    scores: np.ndarray | None = None  # float16 [layers, heads, query, key], -inf where masked
+    layers:  one models.compact.LayerStore per layer (queries/keys the softmax saw + mask flags +
+             bias, or the full layer when the compact form did not reproduce the model)
+    summary: per-query summaries of the model's own weights, computed at capture:
+             "entropy" float32 [layers, heads, queries] (bits), "top_idx" uint16|int32 and
+             "top_w" float16 [layers, heads, queries, TOP_K] (most attended keys, largest first),
+             and per-head metrics "m.<name>" float32 [layers, heads] (models.metrics names)
+
+    Block(name, kind, query_side, key_side, weights, scores=None) builds a block stored in full
+    from float arrays [layers, heads, query, key] (hand-made runs in tests).
+    Any head is rebuilt on demand: `head_weights`, `head_scores`, `layer_weights`, `mean_weights`.
+    `weights` / `scores` materialise the whole block [layers, heads, query, key] float32: only for
+    small runs (tests, exports); views read one head.
+    """
+
+    def __init__(self, name: str, kind: Kind, query_side: Side, key_side: Side, weights=None, scores=None,
+                 *, layers: tuple | None = None, summary: dict | None = None):
+        self.name, self.kind, self.query_side, self.key_side = name, kind, query_side, key_side
+        if layers is None:
+            if weights is None:
+                raise ValueError("a Block needs layers or weights")
+            w = np.asarray(weights, np.float16)
+            s = None if scores is None else np.asarray(scores, np.float16)
+            layers = tuple(compact.LayerStore.from_full(w[i], None if s is None else s[i], "given in full")
+                           for i in range(w.shape[0]))
+        self.layers = tuple(layers)
+        self.summary = summary if summary is not None else summarise_layers(self.layers, self.kind)
+        self._memo: dict = {}
+
+    def __repr__(self) -> str:
+        return (f"Block({self.name!r}, {self.kind!r}, layers={self.n_layers}, heads={self.n_heads}, "
+                f"queries={self.n_queries}, keys={self.n_keys})")
 
     @property
     def n_layers(self) -> int:
-        return int(self.weights.shape[0])
+        return len(self.layers)
 
     @property
     def n_heads(self) -> int:
-        return int(self.weights.shape[1])
+        return int(self.layers[0].n_heads)
+
+    @property
+    def n_queries(self) -> int:
+        return int(self.layers[0].n_queries)
+
+    @property
+    def n_keys(self) -> int:
+        return int(self.layers[0].n_keys)
 
     @property
     def causal(self) -> bool:
         return self.kind == "causal"
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: compact layers + summaries."""
+        return sum(x.nbytes for x in self.layers) + sum(np.asarray(v).nbytes for v in self.summary.values())
+
+    @property
+    def has_scores(self) -> bool:
+        """Pre-softmax scores are known (False on the fallback path: weights only)."""
+        return all(x.has_scores for x in self.layers)
+
+    @property
+    def modes(self) -> list[str]:
+        """Storage mode per layer ("qk16", "qk32", "full")."""
+        return [x.mode for x in self.layers]
+
+    # ---- one head, rebuilt on demand --------------------------------------------------------
+    def head_scores(self, layer: int, head: int, rows=slice(None)) -> np.ndarray:
+        """float32 [rows, keys]: pre-softmax scores of one head, -inf where masked."""
+        return self.layers[layer].scores(head, rows)[0].numpy()
+
+    def head_weights(self, layer: int, head: int, temperature: float = 1.0, rows=slice(None)) -> np.ndarray:
+        """float32 [rows, keys]: softmax(scores / T) of one head (T = 1: the model's weights)."""
+        return self.layers[layer].weights(head, rows, temperature)[0].numpy()
+
+    def layer_weights(self, layer: int, temperature: float = 1.0, rows=slice(None)) -> np.ndarray:
+        """float32 [heads, rows, keys]: every head of one layer."""
+        return self.layers[layer].weights(slice(None), rows, temperature).numpy()
+
+    def mean_weights(self, layer: int, temperature: float = 1.0, rows=slice(None)) -> np.ndarray:
+        """float32 [rows, keys]: mean over the layer's heads."""
+        return self.layers[layer].weights(slice(None), rows, temperature).mean(0).numpy()
+
+    # ---- the whole block (small runs only) -----------------------------------------------------
+    @property
+    def weights(self) -> np.ndarray:
+        """float32 [layers, heads, query, key]: every head rebuilt (memory grows with T²)."""
+        return np.stack([self.layer_weights(i) for i in range(self.n_layers)])
+
+    @property
+    def scores(self) -> np.ndarray | None:
+        """float32 [layers, heads, query, key]: pre-softmax scores, -inf where masked; None when the
+        block has none (fallback path: the model's own output_attentions)."""
+        if not self.has_scores:
+            return None
+        return np.stack([x.scores().numpy() for x in self.layers])
+
+    def metrics(self) -> dict[str, np.ndarray]:
+        """Per-head metrics [layers, heads] (computed at capture) + "role" (models.metrics)."""
+        if "metrics" not in self._memo:
+            m = {k[2:]: v for k, v in self.summary.items() if k.startswith("m.")}
+            m["role"] = metrics.head_roles(m)
+            self._memo["metrics"] = m
+        return self._memo["metrics"]
+
+    # ---- serialisation ------------------------------------------------------------------------
+    def to_payload(self, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
+        arrays = {f"{prefix}.{k}": np.asarray(v) for k, v in self.summary.items()}
+        layers = []
+        for i, x in enumerate(self.layers):
+            meta, arr = x.to_payload(f"{prefix}.L{i}")
+            layers.append(meta)
+            arrays.update(arr)
+        return {"name": self.name, "kind": self.kind, "query_side": self.query_side,
+                "key_side": self.key_side, "layers": layers, "summary": sorted(self.summary)}, arrays
+
+    @classmethod
+    def from_payload(cls, meta: dict, arrays: dict, prefix: str) -> "Block":
+        layers = tuple(compact.LayerStore.from_payload(m, arrays, f"{prefix}.L{i}")
+                       for i, m in enumerate(meta["layers"]))
+        summary = {k: arrays[f"{prefix}.{k}"] for k in meta["summary"]}
+        return cls(meta["name"], meta["kind"], meta["query_side"], meta["key_side"], layers=layers,
+                   summary=summary)
+
+
+def stack_summaries(summaries: list) -> dict[str, np.ndarray]:
+    """The Block.summary dict of per-layer models.compact.LayerSummary objects."""
+    out = {"entropy": np.stack([s.entropy for s in summaries]).astype(np.float32),
+           "top_idx": np.stack([s.top_idx for s in summaries]),
+           "top_w": np.stack([s.top_w for s in summaries]).astype(np.float16)}
+    for name in summaries[0].metrics:
+        out[f"m.{name}"] = np.stack([s.metrics[name] for s in summaries]).astype(np.float32)
+    return out
+
+
+def summarise_layers(layers, kind: str) -> dict[str, np.ndarray]:
+    """Summaries of stored layers (for blocks built from full arrays)."""
+    import torch
+
+    out = []
+    for x in layers:
+        allowed = x.mask.allowed_count() if x.mask is not None else (
+            metrics._allowed_keys(x.n_queries, x.n_keys, kind == "causal"))
+        out.append(compact.summarise(torch.from_numpy(x.full_weights.astype(np.float32)) if x.mode == "full"
+                                     else x.weights(), allowed))
+    return stack_summaries(out)
 
 
 @dataclass(frozen=True)
@@ -131,7 +265,7 @@ class AttentionRun:
 
     @property
     def weights(self) -> np.ndarray:
-        """float16 [layers, heads, query, key] of the main block."""
+        """float32 [layers, heads, query, key] of the main block, rebuilt (small runs only)."""
         return self.main.weights
 
     def tokens(self, side: Side = "source") -> tuple[Token, ...]:
@@ -148,33 +282,59 @@ class AttentionRun:
         return bool(self.truncations)
 
     # ---- analysis (TransformerLens-style methods over the stored arrays) -------------------
+    def head_weights(self, layer: int, head: int, temperature: float = 1.0, block: str | None = None,
+                     rows=slice(None)) -> np.ndarray:
+        """float32 [rows, keys]: one head's weights softmax(scores / T); T = 1 is the model itself."""
+        return self.block(block).head_weights(layer, head, temperature, rows)
+
+    def head_scores(self, layer: int, head: int, block: str | None = None, rows=slice(None)) -> np.ndarray:
+        """float32 [rows, keys]: one head's pre-softmax scores (what its softmax saw), -inf where masked."""
+        return self.block(block).head_scores(layer, head, rows)
+
+    def mean_weights(self, layer: int, temperature: float = 1.0, block: str | None = None,
+                     rows=slice(None)) -> np.ndarray:
+        """float32 [rows, keys]: mean of the layer's heads' weights at temperature T."""
+        return self.block(block).mean_weights(layer, temperature, rows)
+
     def entropy(self, block: str | None = None) -> np.ndarray:
         """float32 [layers, heads]: mean row entropy in bits."""
         return self.head_metrics(block)["entropy"]
 
-    def head_metrics(self, block: str | None = None) -> dict[str, np.ndarray]:
-        """Per-head metrics of a block, each [layers, heads] (see models.metrics.head_metrics)."""
-        b = self.block(block)
-        return metrics.head_metrics(b.weights, causal=b.causal)
+    def query_entropy(self, block: str | None = None) -> np.ndarray:
+        """float32 [layers, heads, queries]: each query's row entropy in bits (stored at capture)."""
+        return self.block(block).summary["entropy"]
 
-    def top_keys(self, layer: int, head: int, query: int, k: int = 5, block: str | None = None):
-        """The k keys a query attends to most: list of (key index, weight, pre-softmax score|None)."""
+    def head_metrics(self, block: str | None = None) -> dict[str, np.ndarray]:
+        """Per-head metrics of a block, each [layers, heads] (models.metrics names), computed at
+        capture from the model's own weights and memoised on the run."""
+        return self.block(block).metrics()
+
+    def top_keys(self, layer: int, head, query: int, k: int = 5, block: str | None = None,
+                 temperature: float = 1.0):
+        """The k keys a query attends to most: list of (key index, weight, pre-softmax score|None).
+        head "mean": the mean over the layer's heads (no score: scores are per head)."""
         b = self.block(block)
-        row = b.weights[layer, head, query].astype(np.float32)
+        rows = slice(query, query + 1)
+        if head == "mean":
+            row, scores = b.mean_weights(layer, temperature, rows)[0], None
+        else:
+            row = b.head_weights(layer, head, temperature, rows)[0]
+            scores = b.head_scores(layer, head, rows)[0] if b.has_scores else None
         order = metrics.top_k(row, k)
-        scores = None if b.scores is None else b.scores[layer, head, query].astype(np.float32)
         return [(int(i), float(row[i]), None if scores is None else float(scores[i])) for i in order]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(b.nbytes for b in self.blocks)
 
     # ---- serialisation: JSON meta + named arrays (never pickle) ----------------------------
     def to_payload(self) -> tuple[dict, dict[str, np.ndarray]]:
         arrays: dict[str, np.ndarray] = {}
         blocks_meta = []
         for i, b in enumerate(self.blocks):
-            arrays[f"block{i}.weights"] = b.weights
-            if b.scores is not None:
-                arrays[f"block{i}.scores"] = b.scores
-            blocks_meta.append({"name": b.name, "kind": b.kind, "query_side": b.query_side,
-                                "key_side": b.key_side, "has_scores": b.scores is not None})
+            m, a = b.to_payload(f"block{i}")
+            blocks_meta.append(m)
+            arrays.update(a)
         if self.head_mask is not None:
             arrays["head_mask"] = self.head_mask
         for name, arr in self.outputs.items():
@@ -197,12 +357,7 @@ class AttentionRun:
     def from_payload(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "AttentionRun":
         if meta.get("schema") != SCHEMA_VERSION:
             raise ValueError(f"run schema {meta.get('schema')} is not {SCHEMA_VERSION}")
-        blocks = tuple(
-            Block(name=m["name"], kind=m["kind"], query_side=m["query_side"], key_side=m["key_side"],
-                  weights=arrays[f"block{i}.weights"],
-                  scores=arrays[f"block{i}.scores"] if m["has_scores"] else None)
-            for i, m in enumerate(meta["blocks"])
-        )
+        blocks = tuple(Block.from_payload(m, arrays, f"block{i}") for i, m in enumerate(meta["blocks"]))
         outputs = {k[4:]: v for k, v in arrays.items() if k.startswith("out.")}
         return cls(
             model_name=meta["model_name"],
@@ -224,7 +379,7 @@ class AttentionRun:
             "model": self.model_name,
             "architecture": self.architecture,
             "blocks": [{"name": b.name, "kind": b.kind, "layers": b.n_layers, "heads": b.n_heads,
-                        "queries": int(b.weights.shape[2]), "keys": int(b.weights.shape[3])}
+                        "queries": b.n_queries, "keys": b.n_keys}
                        for b in self.blocks],
             "source_tokens": [t.label for t in self.source_tokens],
             "target_tokens": [t.label for t in self.target_tokens],

@@ -5,7 +5,10 @@
 Response (JSON):
     {"status": "ok" | "degraded" | "unavailable",
      "model_loaded": bool,                  the default model is loaded in this worker
-     "models": {"configured": [names], "loaded": [names]},
+     "models": {"configured": [names], "loaded": [names],
+                "unavailable": {name: reason},      models that failed to load or were refused
+                                                    (verification on load) in this worker
+                "refused_blocks": {name: {block: reason}}},  loaded, with a block left out
      "cache": RunCache.status() (+ "backend"),   where runs are stored and whether it is usable
      "version": "0.1.0+g<commit>",
      "pid": worker process id}
@@ -74,7 +77,8 @@ def health() -> tuple[dict, int]:
     else:
         status = "ok"
     body = {"status": status, "model_loaded": model_loaded,
-            "models": {"configured": configured, "loaded": loaded},
+            "models": {"configured": configured, "loaded": loaded,
+                       "unavailable": loader.unavailable(), "refused_blocks": loader.refused_blocks()},
             "cache": cache, "version": version(), "pid": os.getpid(), "torch_threads": _torch_threads()}
     if config_error:
         body["config_error"] = config_error

@@ -27,6 +27,18 @@ for _k, _v in {
 }.items():
     os.environ.setdefault(_k, _v)
 
+# (d) Determinism: the same op gives the same bits run after run in this process, and a fixed
+#     thread count keeps reductions split the same way whatever the machine's core count.
+#     Tests still never compare two *different* computations bit for bit (CPUs differ in
+#     float kernels); see README "Tests".
+try:
+    import torch  # noqa: E402
+
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.set_num_threads(int(os.environ.get("ATTN_TEST_TORCH_THREADS", "2")))
+except ImportError:  # pragma: no cover - torch is in requirements.txt
+    pass
+
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 

@@ -75,16 +75,26 @@ def test_downloads_csv_svg_png(page):
     folder = page.download_path
     page.find_element(f"#{ids.CSV_BUTTON}").click()
     csv_file = until(lambda: [f for f in os.listdir(folder) if f.endswith(".csv")], what="CSV download")[0]
+    assert csv_file.startswith("attention_all-MiniLM-L6-v2_Layer_3_head_1_self_The_cat_sat")
     lines = open(os.path.join(folder, csv_file), encoding="utf-8").read().splitlines()
-    assert lines[0].startswith("query \\ key,[CLS],the,cat,sat") and len(lines) == 14
+    meta = [ln for ln in lines if ln.startswith("# ")]
+    assert "# model: all-MiniLM-L6-v2" in meta and f"# text: {urlstate.DEFAULT_TEXT}" in meta
+    assert {"# layer: 3", "# head: 1", "# temperature: 1.0"} <= set(meta)
+    table = lines[len(meta):]
+    assert table[0].startswith("query \\ key,0:[CLS],1:the,2:cat,3:sat") and len(table) == 14
     w = engine(urlstate.DEFAULT_TEXT).main.weights[3, 1].astype(np.float64)
-    np.testing.assert_allclose(np.array(lines[4].split(",")[1:], dtype=float), w[3], atol=1e-4)
+    assert table[4].startswith("3:sat,")
+    np.testing.assert_allclose(np.array(table[4].split(",")[1:], dtype=float), w[3], atol=1e-4)
     dict_id = json.dumps(ids.svg_button(ids.HEATMAP), separators=(",", ":"), sort_keys=True)  # Dash's DOM id
     js(page, "document.getElementById(arguments[0]).click();", dict_id)
-    until(lambda: [f for f in os.listdir(folder) if f.endswith(".svg")], what="SVG download")
+    svg = until(lambda: [f for f in os.listdir(folder) if f.endswith(".svg")], what="SVG download")[0]
+    assert svg.startswith("attention_all-MiniLM-L6-v2_Layer_3_head_1_self_The_cat_sat")
+    body = until(lambda: open(os.path.join(folder, svg), encoding="utf-8").read(), what="SVG written")
+    assert "all-MiniLM-L6-v2 · Layer 3 · head 1 · self · “The cat sat on the mat" in body.replace("&nbsp;", " ")
     js(page, "document.getElementById(arguments[0]).click();",
        json.dumps(ids.png_button(ids.GRID), separators=(",", ":"), sort_keys=True))
-    until(lambda: [f for f in os.listdir(folder) if f.endswith(".png")], what="PNG download")
+    png = until(lambda: [f for f in os.listdir(folder) if f.endswith(".png")], what="PNG download")[0]
+    assert png.startswith("attention_all-MiniLM-L6-v2_Heads_layers_heads")
     no_console_errors(page)
 
 
@@ -183,8 +193,26 @@ def test_hover_highlights_in_browser_without_server_requests(page):
     until(lambda: (text_of(page, ids.HEATMAP_LIVE) or "").startswith("Attention from query 1 (the) to key 1"),
           what="keyboard cell")
     assert requests_sent(page) == 0
-    # the boundary-free default figure has no other shapes; the server figure never had hover shapes
-    assert all(s.get("name") != "hover" for s in shapes(page, ids.OVERVIEW)) or True
+    # the keyboard cursor lights the same head in the small multiples (layer 3, head 1), nothing else
+    until(lambda: len(shapes(page, ids.OVERVIEW, "hover")) >= 1, what="overview outline of the head")
+    no_console_errors(page)
+
+
+def test_hover_readout_clears_when_the_head_changes(page):
+    """The readout under the heatmap names a cell of the figure it was read from: after switching
+    to "mean of all heads" it must not keep showing the previous head's weight (issue 15)."""
+    open_page(page)
+    wait_title(page, "Layer 3 · head 1 · self")
+    pointer_to(page, ids.HEATMAP, 2, 3)
+    until(lambda: (text_of(page, ids.HEATMAP_LIVE) or "").startswith("Attention from query 3 (sat) to key 2"),
+          what="readout of the hovered cell")
+    a = ActionBuilder(page.driver)  # pointer off the graphs, then switch the head
+    a.pointer_action.move_to_location(5, 5)
+    a.perform()
+    select(page, ids.HEAD, urlstate.MEAN)
+    wait_title(page, "Layer 3 · mean of all heads · self")
+    until(lambda: not text_of(page, ids.HEATMAP_LIVE), what="the readout cleared")
+    assert not shapes(page, ids.HEATMAP, "hover")
     no_console_errors(page)
 
 

@@ -119,8 +119,9 @@ def test_shared_model_untouched_by_gates(clean_registry):
     mask[0, :6] = 0
     pruned = attention.extract(minilm, "The cat sat.", head_mask=mask)
     assert not np.array_equal(pruned.weights[1:], plain.weights[1:])  # later layers change
-    np.testing.assert_array_equal(pruned.weights[0], plain.weights[0])  # layer 0 attention is upstream
+    # layer 0 attention is upstream of every gate (two forward passes: compared with a tolerance)
+    np.testing.assert_allclose(pruned.weights[0].astype(np.float32), plain.weights[0].astype(np.float32), atol=1e-3)
     again = attention.extract(minilm, "The cat sat.")
-    np.testing.assert_array_equal(again.weights, plain.weights)
+    np.testing.assert_allclose(again.weights.astype(np.float32), plain.weights.astype(np.float32), atol=1e-3)
     after = minilm.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)

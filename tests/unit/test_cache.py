@@ -4,9 +4,11 @@ import hashlib
 import logging
 import os
 import pickle
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import diskcache
@@ -511,25 +513,62 @@ def test_read_only_database_works_uncached(tmp_path, monkeypatch, caplog):
     assert len(cache_warnings(caplog)) == 1
 
 
-def test_read_only_directory_works_uncached(tmp_path, caplog):
-    d = tmp_path / "ro"
+def _read_only_check(d: Path) -> None:
+    """A cache on a directory it cannot write computes every time and says why (runs as a user
+    whom the directory's mode binds)."""
+    import logging
+
+    try:
+        (d / "probe").write_bytes(b"")
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the directory is writable: the check would prove nothing")
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record)
+    logging.getLogger("models.cache").addHandler(handler)
+    store = RunCache(d)
+    compute = Counter(small_payload())
+    assert store.get_or_compute(KEY, compute)[2] is False
+    assert store.get_or_compute(KEY, compute)[2] is False and compute.calls == 2
+    assert store.status()["ok"] is False
+    assert len([r for r in seen if r.levelno >= logging.WARNING]) == 1
+
+
+def test_read_only_directory_works_uncached(tmp_path):
+    """chmod 0555 on the cache directory. As root (CI here), file modes do not bind, so the check
+    runs in a forked child that has dropped to an unprivileged uid, inside a world-traversable
+    directory."""
+    base = Path(tempfile.mkdtemp(prefix="attn-ro-"))
+    d = base / "ro"
     d.mkdir()
+    base.chmod(0o755)
     d.chmod(0o555)
     try:
-        try:
-            (d / "probe").write_bytes(b"")
-        except OSError:
-            pass
-        else:
-            pytest.skip("chmod does not stop writes here (root with CAP_DAC_OVERRIDE)")
-        store = RunCache(d)
-        compute = Counter(small_payload())
-        assert store.get_or_compute(KEY, compute)[2] is False
-        assert store.get_or_compute(KEY, compute)[2] is False and compute.calls == 2
-        assert store.status()["ok"] is False
-        assert len(cache_warnings(caplog)) == 1
+        if os.geteuid() != 0:
+            _read_only_check(d)
+            return
+        pid = os.fork()
+        if pid == 0:  # child: drop privileges, run the check, report through the exit code
+            code = 1
+            try:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                _read_only_check(d)
+                code = 0
+            except BaseException:  # noqa: BLE001 - reported to the parent as the exit code
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the read-only check failed in the unprivileged child"
     finally:
         d.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),

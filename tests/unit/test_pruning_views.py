@@ -246,7 +246,8 @@ def test_comparison_follows_the_temperature(runs):
     def with_scores(run):  # softmax(log w) = w: scores that reproduce the weights at T = 1
         b = run.blocks[0]
         scores = np.log(b.weights.astype(np.float32)).astype(np.float16)
-        return dataclasses.replace(run, blocks=(dataclasses.replace(b, scores=scores),))
+        block = Block(b.name, b.kind, b.query_side, b.key_side, b.weights, scores)
+        return dataclasses.replace(run, blocks=(block,))
 
     base, pruned, mask = runs
     base, pruned = with_scores(base), with_scores(pruned)

@@ -1,0 +1,96 @@
+/*
+ * The heatmap drawn from quantised bytes (namespace "heatmap"); see dashboard/transport.py and
+ * dashboard/panels.heatmap_payload for the payload.
+ *
+ *   decode(matrix, index)       -> rows x cols array of numbers (null = masked), matrix index `index`
+ *   draw(payload, head)         -> [figure, fetch, title, 5 stat values]: a head the payload holds
+ *                                  (a whole layer when it is short) is drawn with NO request; any
+ *                                  other head writes the fetch store, which asks the server for it
+ *   windowFromZoom(relayout, figure) -> the window store after a box-zoom on an overview
+ *                                  ({q0, q1, k0, k1} in shown rows/columns), null after a
+ *                                  double-click on a window, no_update otherwise
+ *
+ * Codes: value = code * step; the top code (255 / 65535) marks a masked cell.
+ */
+(function () {
+    "use strict";
+    var NU = function () { return window.dash_clientside.no_update; };
+    var STATS = ["tokens", "entropy", "max_weight", "most_attended", "sink"];
+    var cache = {b64: null, codes: null};
+
+    function codesOf(matrix) {
+        if (cache.b64 === matrix.b64) { return cache.codes; }
+        var bin = atob(matrix.b64);
+        var bytes = new Uint8Array(bin.length);
+        for (var i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
+        var codes = matrix.dtype === "u16" ? new Uint16Array(bytes.buffer) : bytes;
+        cache = {b64: matrix.b64, codes: codes};
+        return codes;
+    }
+
+    function decode(matrix, index) {
+        var shape = matrix.shape, rows = shape[shape.length - 2], cols = shape[shape.length - 1];
+        var codes = codesOf(matrix);
+        var top = matrix.dtype === "u16" ? 65535 : 255;
+        var step = matrix.step, off = (index || 0) * rows * cols;
+        var z = new Array(rows);
+        for (var r = 0; r < rows; r++) {
+            var row = new Array(cols), base = off + r * cols;
+            for (var c = 0; c < cols; c++) {
+                var v = codes[base + c];
+                row[c] = v === top ? null : v * step;
+            }
+            z[r] = row;
+        }
+        return z;
+    }
+
+    function draw(payload, head) {
+        var none = [NU(), NU(), NU()].concat(STATS.map(NU));
+        if (!payload || !payload.figure || !payload.matrix) { return none; }
+        var want = head === null || head === undefined ? payload.heads[0] : String(head);
+        var i = payload.heads.indexOf(want);
+        if (i < 0) {  // not in the payload (a long text sends one head): ask the server for it
+            return [NU(), {head: want, layer: payload.layer, n: Date.now()}, NU()].concat(STATS.map(NU));
+        }
+        var fig = {data: payload.figure.data.slice(), layout: Object.assign({}, payload.figure.layout)};
+        var trace = Object.assign({}, fig.data[0]);
+        trace.z = decode(payload.matrix, i);
+        if (payload.zmax && payload.zmax[i] !== null && payload.zmax[i] !== undefined) {
+            trace.zmax = payload.zmax[i];
+        }
+        fig.data[0] = trace;
+        var meta = Object.assign({}, fig.layout.meta || {});
+        meta.head = want === "mean" ? "mean" : Number(want);
+        fig.layout.meta = meta;
+        var stats = (payload.stats && payload.stats[i]) || {};
+        return [fig, NU(), payload.titles[i]].concat(STATS.map(function (k) {
+            return stats[k] === undefined ? NU() : stats[k];
+        }));
+    }
+
+    function num(x) { return typeof x === "number" && isFinite(x) ? x : null; }
+
+    function windowFromZoom(relayout, figure) {
+        var m = (figure && figure.layout && figure.layout.meta) || {};
+        if (!relayout || m.kind !== "heatmap") { return NU(); }
+        if (relayout["xaxis.autorange"] || relayout["yaxis.autorange"]) {
+            return m.window ? null : NU();  // double-click on a window: back to the overview
+        }
+        if (!m.pooled) { return NU(); }  // exact views zoom in the browser
+        var x0 = num(relayout["xaxis.range[0]"]), x1 = num(relayout["xaxis.range[1]"]);
+        var y0 = num(relayout["yaxis.range[0]"]), y1 = num(relayout["yaxis.range[1]"]);
+        if (x0 === null || x1 === null || y0 === null || y1 === null) { return NU(); }
+        var f = m.block_size || 1;
+        var cLo = Math.max(0, Math.round(Math.min(x0, x1) + 0.5)), cHi = Math.round(Math.max(x0, x1) + 0.5);
+        var rLo = Math.max(0, Math.round(Math.min(y0, y1) + 0.5)), rHi = Math.round(Math.max(y0, y1) + 0.5);
+        if (cHi <= cLo || rHi <= rLo) { return NU(); }
+        // overview cells -> shown rows/columns of the view this overview was made of
+        var base = m.window_origin || [0, 0];
+        return {q0: base[0] + rLo * f, q1: base[0] + rHi * f, k0: base[1] + cLo * f, k1: base[1] + cHi * f,
+                uirevision: m.uirevision};
+    }
+
+    window.dash_clientside = window.dash_clientside || {};
+    window.dash_clientside.heatmap = {decode: decode, draw: draw, windowFromZoom: windowFromZoom};
+}());
