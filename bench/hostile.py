@@ -108,11 +108,11 @@ class Attacker:
             ("8 MB text (5)", lambda: self.post("8 MB text (5)", "run-store.data",
                                                 {"text-input.value": huge, "run-button.n_clicks": self.n},
                                                 ["run-button.n_clicks"])),
-            ("deep nesting (8)", lambda: self.post("deep nesting (8)", "heatmap-graph.figure", {},
+            ("deep nesting (8)", lambda: self.post("deep nesting (8)", "heatmap-title.children", {},
                                                    raw=lambda b: json.dumps(b)[:-1] + ', "x": ' + deep + "}")),
             ("wrong outputs (8)", lambda: self.post("wrong outputs (8)", "grid-graph.figure", {},
                                                     raw=lambda b: json.dumps({**b, "outputs": {"id": "x", "property": "y"}}))),
-            ("layer ² / 4,301 digits (8)", lambda: self.post("layer ² / 4,301 digits (8)", "heatmap-graph.figure",
+            ("layer ² / 4,301 digits (8)", lambda: self.post("layer ² / 4,301 digits (8)", "heatmap-title.children",
                                                              {"layer-dropdown.value": "²" if self.n % 2 else "9" * 4301})),
         ]
 
@@ -168,6 +168,7 @@ def main(argv=None) -> int:
             t.join(30)
             code = DashClient.http(srv.url).get("/healthz")[0]
             restarts = srv.log_text().count("exited (replaced")
+            tracebacks = srv.log_text().count("Traceback")
     finally:
         if nginx is not None:
             nginx.terminate()
@@ -178,7 +179,7 @@ def main(argv=None) -> int:
            "baseline": {k: base[k] for k in ("requests", "p50_ms", "p95_ms", "errors")},
            "attacked": {k: attacked[k] for k in ("requests", "p50_ms", "p95_ms", "errors")},
            "p95_ratio": ratio, "attacker": {k: dict(v) for k, v in attacker.results.items()},
-           "healthz_after": code, "worker_restarts": restarts,
+           "healthz_after": code, "worker_restarts": restarts, "server_log_tracebacks": tracebacks,
            "honest_error_samples": attacked["error_samples"][:5]}
     print(json.dumps(res, indent=1, default=str))
     if args.json:

@@ -171,6 +171,13 @@ def str_choice(v):
     return short_str(v)
 
 
+def color_scale(v):
+    """One of dashboard.figures.COLOR_SCALES, else None (the figures' default)."""
+    from dashboard.figures import COLOR_SCALES
+
+    return v if isinstance(v, str) and v in COLOR_SCALES else None
+
+
 def dict_or_none(v):
     """A store the server wrote as an object (curves ...): anything else is no value."""
     return v if isinstance(v, dict) else None
@@ -212,10 +219,11 @@ SANITIZERS: dict[tuple[str, str], Callable[[Any], Any]] = {
     (ids.URL_LOADED, "data"): url_loaded,
     (ids.URL_WRITTEN, "data"): url_str,
     (P.MASK, "data"): head_mask,
+    (ids.HEATMAP_WINDOW, "data"): dict_or_none, (ids.HEATMAP_FETCH, "data"): dict_or_none,
     (P.IMPORTANCE, "data"): importance_store,
     (P.CURVES, "data"): dict_or_none,
     (P.CORPUS, "data"): corpus_store,
-    (ids.MODEL, "value"): str_choice, (ids.COLOR_SCALE, "value"): str_choice,
+    (ids.MODEL, "value"): str_choice, (ids.COLOR_SCALE, "value"): color_scale,
     (ids.GRID_METRIC, "value"): str_choice, (ids.SHOW_VALUES, "value"): str_choice,
     (P.SELECT_COLOR, "value"): str_choice, (P.CURVE_METRIC, "value"): str_choice,
     (P.K_INPUT, "value"): number_or_short, (P.ENTROPY_INPUT, "value"): number_or_short,
@@ -225,8 +233,10 @@ SANITIZERS: dict[tuple[str, str], Callable[[Any], Any]] = {
 
 def sanitize(cid: str, prop: str, value: Any) -> Any:
     """The value a callback body gets for `cid.prop`: bounded (InvalidInput), then coerced."""
-    check_bounds(value, f"{cid}.{prop}"[:120])
     fn = SANITIZERS.get((cid, prop)) or SANITIZERS.get(("*", prop))
+    if fn is text and isinstance(value, str):  # a long text is cut (the page says so), not refused
+        return text(value)
+    check_bounds(value, f"{cid}.{prop}"[:120])
     return value if fn is None else fn(value)
 
 
@@ -248,9 +258,13 @@ def wrap_entry(entry: dict) -> None:
             raise InvalidInput(f"this callback takes {len(deps)} values")
         clean = []
         for (cid, prop), value in zip(deps, args):
-            if cid.startswith("{"):  # pattern-matching: a list of values (or one for MATCH)
+            if cid.startswith("{"):  # pattern-matching: a list of values (ALL), or one (MATCH)
                 check_bounds(value, f"{prop} of a pattern-matching input")
-                clean.append(value)
+                each = SANITIZERS.get(("*", prop), lambda v: v)
+                if '["ALL"]' in cid or '["ALLSMALLER"]' in cid:
+                    clean.append([each(v) for v in value] if isinstance(value, list) else [])
+                else:
+                    clean.append(each(value))
             else:
                 clean.append(sanitize(cid, prop, value))
         return fn(*clean, **kwargs)

@@ -97,9 +97,14 @@ def _create_time(pid: int) -> float | None:
         return None
 
 
+STARTING_GRACE = 300.0  # seconds a job may take to get its process (a cold forkserver imports the app)
+
+
 def _alive(entry: dict) -> bool:
     import psutil
 
+    if entry.get("pid") is None:  # being started (see JobManager.call_job_fn)
+        return not entry.get("cancelled") and time.time() - float(entry.get("t", 0)) < STARTING_GRACE
     ct = _create_time(int(entry["pid"]))
     if ct is None or abs(ct - float(entry["created"])) > 0.05:
         return False
@@ -242,7 +247,21 @@ class JobManager(DiskcacheManager):
         log.info("job refused: %s", message)
         return 0
 
+    def _update(self, job_id: int, **changes) -> dict | None:
+        with self.handle.transact():  # short: other workers' polls wait on this lock
+            entries = self.handle.get(REGISTRY_KEY) or []
+            found = None
+            for e in entries:
+                if isinstance(e, dict) and e.get("job") == job_id:
+                    e.update(changes)
+                    found = e
+            self.handle.set(REGISTRY_KEY, [e for e in entries if isinstance(e, dict) and _alive(e)])
+        return found
+
     def call_job_fn(self, key, job_fn, args, context):
+        """Check the caps, register the job and return its id at once; its process is started by
+        a thread (the first start of a worker also starts the forkserver, which imports the app
+        at low priority: that must not hold the request). The id is ours, not a pid."""
         if os.environ.get("ATTN_JOB_RUNNER", "forkserver") == "fork":
             return super().call_job_fn(key, job_fn, args, context)
         fn_key = next((k for k, v in self.func_registry.items() if v is job_fn), None)
@@ -256,33 +275,52 @@ class JobManager(DiskcacheManager):
             if len(jobs) >= lim["running"] + lim["queued"]:
                 return self._refuse(key, f"The server is busy: {len(jobs)} jobs running or queued. "
                                          "Try again in a minute.")
-            env = {k: v for k, v in os.environ.items() if k.startswith(("ATTN_", "HF_", "TRANSFORMERS_"))}
-            multiprocessing.active_children()  # reap the jobs of this worker that ended
-            proc = self._context().Process(  # daemon: terminated by this worker's exit (atexit)
-                target=run_job, daemon=True,
-                args=(fn_key, self.handle.directory, env, key, self._make_progress_key(key), args,
-                      dict(context), lim["running"], (os.getpid(), _create_time(os.getpid()))))
-            proc.start()  # the first start also starts the forkserver (imports the app: seconds)
-            entry = {"pid": proc.pid, "created": _create_time(proc.pid), "session": session}
-            with self.handle.transact():  # short: other workers' polls wait on this lock
-                self.handle.set(REGISTRY_KEY, self._registry() + [entry])
-        return proc.pid
+            job_id = 1 + secrets.randbelow(10**15)
+            with self.handle.transact():
+                self.handle.set(REGISTRY_KEY, self._registry() + [
+                    {"job": job_id, "pid": None, "created": None, "session": session, "t": time.time()}])
+        env = {k: v for k, v in os.environ.items() if k.startswith(("ATTN_", "HF_", "TRANSFORMERS_"))}
+        worker = (os.getpid(), _create_time(os.getpid()))
+
+        def start():
+            try:
+                multiprocessing.active_children()  # reap the jobs of this worker that ended
+                proc = self._context().Process(  # daemon: terminated by this worker's exit (atexit)
+                    target=run_job, daemon=True,
+                    args=(fn_key, self.handle.directory, env, key, self._make_progress_key(key), args,
+                          dict(context), lim["running"], worker))
+                proc.start()
+            except Exception as exc:  # noqa: BLE001 - the page gets a message, the log the details
+                log.exception("could not start a job")
+                self._update(job_id, cancelled=True)
+                self._refuse(key, f"The job could not be started ({type(exc).__name__}); try again.")
+                return
+            entry = self._update(job_id, pid=proc.pid, created=_create_time(proc.pid))
+            if entry is None or entry.get("cancelled"):  # cancelled while starting
+                proc.kill()
+
+        threading.Thread(target=start, name=f"job-start-{job_id}", daemon=True).start()
+        return job_id
 
     def _known(self, job) -> dict | None:
         try:
-            pid = int(job)
+            job_id = int(job)
         except (TypeError, ValueError):
             return None
-        if pid <= 0:
+        if job_id <= 0:
             return None
-        return next((e for e in self._registry() if int(e["pid"]) == pid), None)
+        return next((e for e in self._registry() if e.get("job") == job_id), None)
 
     def terminate_job(self, job):
-        """Kill a job this manager started (and its children); any other pid is left alone."""
+        """Kill a job this manager started (and its children), found by its job id in the
+        registry; no pid from a request is ever used on its own word."""
         import psutil
 
         entry = self._known(job)
         if entry is None:
+            return
+        if entry.get("pid") is None:  # still starting: the starter kills it once it has a pid
+            self._update(entry["job"], cancelled=True)
             return
         try:
             proc = psutil.Process(int(entry["pid"]))

@@ -24,7 +24,7 @@ from .conftest import load_app
 
 GOOD = "The cat sat on the mat because it was tired."
 BOUND = 30.0  # seconds for one request (a cold model run of a 20,000-character text fits)
-PER_INPUT = 4
+PER_INPUT = 2
 
 _deep = []
 for _ in range(200):

@@ -45,7 +45,8 @@ def test_first_parallel_requests_never_fail_and_files_are_private(tmp_path):
     paths = bundle_paths()
     assert any(p.endswith(".js") or ".js?" in p for p in paths), paths
     wanted = (paths * 16)[:16]  # 16 parallel first requests: the page and its bundles
-    srv = LocalGunicorn(workers=2, cache_dir=tmp_path / "cache", log_path=tmp_path / "gunicorn.log")
+    # one worker, 4 threads: 16 parallel requests meet Dash's setup in several threads at once
+    srv = LocalGunicorn(workers=1, threads=4, cache_dir=tmp_path / "cache", log_path=tmp_path / "gunicorn.log")
     srv.wait_ready = lambda timeout: wait_port(srv.port, timeout)  # no request before the burst
     results: dict = {}
     barrier = threading.Barrier(len(wanted))
