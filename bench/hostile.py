@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -35,11 +34,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.load import CACHED_TEXTS, percentile, run_load  # noqa: E402
+from bench.load import CACHED_TEXTS, run_load  # noqa: E402
 from serving.client import DashClient, Session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX = "/usr/sbin/nginx"
+
+
+def nginx_temp_dirs(conf: str) -> tuple[str, str]:
+    """nginx started as root runs its workers as `nobody`, which must write the temp directories
+    (request bodies over 16 kB are buffered there): (conf with them in a fresh directory that
+    `nobody` can reach, that directory; remove it when done)."""
+    base = tempfile.mkdtemp(prefix="attn-nginx-")
+    os.chmod(base, 0o755)
+    for name in ("client_body", "proxy_temp", "fastcgi_temp", "uwsgi_temp", "scgi_temp"):
+        os.mkdir(os.path.join(base, name))
+        os.chmod(os.path.join(base, name), 0o777)
+        conf = conf.replace(f"_temp_path {name};", f"_temp_path {os.path.join(base, name)};")
+    return conf, base
 
 
 def start_nginx(upstream_port: int, workdir: Path):
@@ -49,6 +61,7 @@ def start_nginx(upstream_port: int, workdir: Path):
     conf = (ROOT / "deploy" / "nginx.conf").read_text()
     conf = conf.replace("server 127.0.0.1:8050;", f"server 127.0.0.1:{upstream_port};")
     conf = conf.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{port};")
+    conf, temp = nginx_temp_dirs(conf)
     (workdir / "nginx.conf").write_text("daemon off;\n" + conf)
     proc = subprocess.Popen([NGINX, "-c", str(workdir / "nginx.conf"), "-p", str(workdir)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
@@ -58,6 +71,7 @@ def start_nginx(upstream_port: int, workdir: Path):
             break
         except OSError:
             time.sleep(0.05)
+    proc.temp_dir = temp
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -173,6 +187,7 @@ def main(argv=None) -> int:
         if nginx is not None:
             nginx.terminate()
             nginx.wait(10)
+            shutil.rmtree(nginx.temp_dir, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
     ratio = attacked["p95_ms"] / base["p95_ms"] if base["p95_ms"] else float("nan")
     res = {"proxy": "nginx" if nginx is not None else "none", "seconds": args.seconds, "honest_clients": args.honest,

@@ -16,11 +16,12 @@ need the same ATTN_SECRET_KEY (or file).
 """
 from __future__ import annotations
 
-import hashlib
 import base64
+import hashlib
 import logging
 import os
 import secrets as _secrets
+import time
 
 from flask import request
 
@@ -62,8 +63,6 @@ def secret_key() -> str:
             key = f.read().strip()
         if key:
             return key
-        import time
-
         time.sleep(0.02)
     raise RuntimeError(f"the secret key file {path} is empty")
 

@@ -33,6 +33,9 @@ def proxy(shared_server, tmp_path):
     conf = conf.replace("server 127.0.0.1:8050;", f"server 127.0.0.1:{shared_server.port};")
     conf = conf.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{port};")
     conf = re.sub(r"client_header_timeout \d+s;", "client_header_timeout 10s;", conf)
+    from bench.hostile import nginx_temp_dirs
+
+    conf, temp = nginx_temp_dirs(conf)  # the workers (user nobody when started as root) buffer bodies there
     (tmp_path / "nginx.conf").write_text("daemon off;\n" + conf)
     proc = subprocess.Popen([NGINX, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -49,6 +52,7 @@ def proxy(shared_server, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.timeout(120)
@@ -81,5 +85,9 @@ def test_slow_clients_do_not_block_healthz_behind_nginx(proxy):
             time.sleep(0.5)
         r = requests.get(proxy + "/", timeout=10)
         assert r.status_code == 200 and r.headers["X-Frame-Options"] == "DENY"
+        # a body nginx buffers to disk (> 16 kB) reaches the app: a 400 from the app's guard
+        r = requests.post(proxy + "/_dash-update-component", data="[" * 20_000 + "]" * 20_000,
+                          headers={"Content-Type": "application/json"}, timeout=30)
+        assert r.status_code == 400 and "nests" in r.text
     finally:
         stop.set()
