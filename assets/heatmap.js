@@ -3,7 +3,8 @@
  * dashboard/panels.heatmap_payload for the payload.
  *
  *   decode(matrix, index)       -> rows x cols array of numbers (null = masked), matrix index `index`
- *   draw(payload, head)         -> [figure, fetch, title, 5 stat values]: a head the payload holds
+ *   draw(payload, head, run, block, layer)
+ *                               -> [figure, fetch, title, note, 5 stat values]: a head the payload holds
  *                                  (a whole layer when it is short) is drawn with NO request; any
  *                                  other head writes the fetch store, which asks the server for it
  *   windowFromZoom(relayout, figure) -> the window store after a box-zoom on an overview
@@ -45,13 +46,16 @@
         return z;
     }
 
-    function draw(payload, head) {
-        var none = [NU(), NU(), NU()].concat(STATS.map(NU));
+    function draw(payload, head, run, block, layer) {
+        var none = [NU(), NU(), NU(), NU()].concat(STATS.map(NU));
         if (!payload || !payload.figure || !payload.matrix) { return none; }
+        // an answer for another run, block or layer than the page shows now: dropped, never drawn
+        var view = window.dash_clientside.view;
+        if (view && !view.current(payload.view, run, block, layer, null)) { return none; }
         var want = head === null || head === undefined ? payload.heads[0] : String(head);
         var i = payload.heads.indexOf(want);
         if (i < 0) {  // not in the payload (a long text sends one head): ask the server for it
-            return [NU(), {head: want, layer: payload.layer, n: Date.now()}, NU()].concat(STATS.map(NU));
+            return [NU(), {head: want, layer: payload.layer, n: Date.now()}, NU(), NU()].concat(STATS.map(NU));
         }
         var fig = {data: payload.figure.data.slice(), layout: Object.assign({}, payload.figure.layout)};
         var trace = Object.assign({}, fig.data[0]);
@@ -62,9 +66,10 @@
         fig.data[0] = trace;
         var meta = Object.assign({}, fig.layout.meta || {});
         meta.head = want === "mean" ? "mean" : Number(want);
+        if (payload.view) { meta.view = Object.assign({}, payload.view, {head: want}); }
         fig.layout.meta = meta;
         var stats = (payload.stats && payload.stats[i]) || {};
-        return [fig, NU(), payload.titles[i]].concat(STATS.map(function (k) {
+        return [fig, NU(), payload.titles[i], payload.note || ""].concat(STATS.map(function (k) {
             return stats[k] === undefined ? NU() : stats[k];
         }));
     }

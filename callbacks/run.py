@@ -2,23 +2,19 @@
 that depend on the run (layer / head / block choices, truncation warning)."""
 from __future__ import annotations
 
-from dash import Input, Output, State, ctx
+from dash import ClientsideFunction, Input, Output, State, ctx
 from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
 from dashboard import ids, panels
 from models import loader, service
 
-OUTPUT_KEYS = ("store", "layer_options", "layer", "head_options", "head", "block_options", "block",
-               "truncation", "truncated", "info", "query")
+OUTPUT_KEYS = ("store", "block_options", "truncation", "truncated", "info", "query")
 
 
 def register(app) -> None:
     @app.callback(
-        Output(ids.RUN, "data"),
-        Output(ids.LAYER, "options"), Output(ids.LAYER, "value"),
-        Output(ids.HEAD, "options"), Output(ids.HEAD, "value"),
-        Output(ids.BLOCK, "options"), Output(ids.BLOCK, "value"),
+        Output(ids.RUN, "data"), Output(ids.BLOCK, "options"),
         Output(ids.TRUNCATION, "children"), Output(ids.TRUNCATION, "is_open"),
         Output(ids.RUN_INFO, "children"), Output(ids.QUERY, "data"),
         Output(ids.STATUS, "children"), Output(ids.STATUS, "is_open"), Output(ids.STATUS, "color"),
@@ -35,11 +31,23 @@ def register(app) -> None:
             layer, head, block, query = pending["layer"], pending["head"], pending["block"], pending["query"]
         previous = None if from_url or not previous else previous["request"]
         request = service.RunRequest.create(model, text, pair)
-        out = panels.run_outputs(request.to_dict(), service.get_run(request), layer, head, block, query, previous)
+        out = panels.run_outputs(request.to_dict(), service.get_run(request), layer, head, block, query, previous,
+                                 from_url=from_url)
         problems = pending.get("problems") if from_url else None  # e.g. an unknown model in the link
         # what verification on load found / which features are off for this model
         message = " ".join(filter(None, [problems, *loader.get_loaded(request.model).notes]))
         return [out[k] for k in OUTPUT_KEYS] + [message, bool(message), "warning"]
+
+    # The run landed: its layer / head / block choices are applied in the browser, from the values
+    # the controls hold NOW (a layer chosen while the run computed is kept, not reverted); a link's
+    # selection (store.selection with from_url) wins. assets/consistency.js applyRun.
+    app.clientside_callback(
+        ClientsideFunction("view", "applyRun"),
+        Output(ids.LAYER, "options"), Output(ids.LAYER, "value"),
+        Output(ids.HEAD, "options"), Output(ids.HEAD, "value"), Output(ids.BLOCK, "value"),
+        Input(ids.RUN, "data"), State(ids.LAYER, "value"), State(ids.HEAD, "value"), State(ids.BLOCK, "value"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(
         Output(ids.LAYER, "options", allow_duplicate=True), Output(ids.LAYER, "value", allow_duplicate=True),

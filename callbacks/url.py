@@ -2,12 +2,13 @@
 
 * opening a URL (dcc.Location `href` when the page loads; `search` on back/forward) sets the
   model and texts and hands layer / head / block / query to the run callback (ids.URL_LOADED);
-* any change of what is shown writes the query string (`search`, refresh=False: no reload) and
-  remembers it in ids.URL_WRITTEN, so the page's own writes are not taken for navigation.
+* any change of what is shown writes the query string into the browser's history (pushState in
+  assets/consistency.js, no reload, not through dcc.Location: see write_url) and remembers it in
+  ids.URL_WRITTEN.
 """
 from __future__ import annotations
 
-from dash import Input, Output, State, ctx
+from dash import ClientsideFunction, Input, Output, State, ctx
 from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
@@ -28,8 +29,13 @@ def register(app) -> None:
         v = panels.from_url(search, registry.model_names())
         return v["model"], v["text"], v["text_pair"], v["metric"], v["slider"], v["pending"]
 
+    # The page's own writes go to the browser's history directly (assets/consistency.js
+    # writeUrl), not through dcc.Location: a write through the Location's `search` fed back into
+    # open_url, whose outputs are inputs of every panel, and that loop made Dash hold a layer
+    # change made while the panels were loading (nothing sent until the next control change).
+    # dcc.Location still sees back / forward (popstate) and the first load.
     @app.callback(
-        Output(ids.URL, "search"), Output(ids.URL_WRITTEN, "data"),
+        Output(ids.URL_WRITTEN, "data"),
         Input(ids.RUN, "data"), Input(ids.LAYER, "value"), Input(ids.HEAD, "value"), Input(ids.BLOCK, "value"),
         Input(ids.GRID_METRIC, "value"), Input(ids.TEMPERATURE, "value"), Input(ids.QUERY, "data"),
         prevent_initial_call=True,
@@ -39,4 +45,7 @@ def register(app) -> None:
         search = panels.url_search(store, layer, head, block, metric, slider, query)
         if search is None:
             raise PreventUpdate
-        return search, search
+        return search
+
+    app.clientside_callback(ClientsideFunction("view", "writeUrl"), Input(ids.URL_WRITTEN, "data"),
+                            prevent_initial_call=True)

@@ -20,8 +20,7 @@ def run_of(store: dict | None):
 
 def register(app) -> None:
     @app.callback(
-        Output(ids.HEATMAP_PAYLOAD, "data"), Output(ids.HEATMAP_TITLE, "children"),
-        Output(ids.STATS, "children"), Output(ids.TEMPERATURE_NOTE, "children"),
+        Output(ids.HEATMAP_PAYLOAD, "data"),
         Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"),
         Input(ids.TEMPERATURE, "value"), Input(ids.COLOR_SCALE, "value"), Input(ids.SHOW_VALUES, "value"),
         Input(ids.COLOR_STRETCH, "value"), Input(ids.POOL, "value"), Input(ids.HEATMAP_WINDOW, "data"),
@@ -33,14 +32,16 @@ def register(app) -> None:
         # one it lacks comes through the fetch store
         p = panels.heatmap_payload(run_of(store), block, layer, head, slider, color_scale, show_values,
                                    stretch, pool, window)
-        return p["payload"], p["title"], cards.stats_cards(p["stats"]), p["note"]
+        return dict(p["payload"], note=p["note"])
 
+    # title, stats and note come with the payload, so they never name another view than the figure
     app.clientside_callback(
         ClientsideFunction("heatmap", "draw"),
         Output(ids.HEATMAP, "figure"), Output(ids.HEATMAP_FETCH, "data"),
-        Output(ids.HEATMAP_TITLE, "children", allow_duplicate=True),
-        *[Output(ids.stat_value(k), "children", allow_duplicate=True) for k in cards.STAT_LABELS],
+        Output(ids.HEATMAP_TITLE, "children"), Output(ids.TEMPERATURE_NOTE, "children"),
+        *[Output(ids.stat_value(k), "children") for k in cards.STAT_LABELS],
         Input(ids.HEATMAP_PAYLOAD, "data"), Input(ids.HEAD, "value"),
+        State(ids.RUN, "data"), State(ids.BLOCK, "value"), State(ids.LAYER, "value"),
         prevent_initial_call=True,
     )
     app.clientside_callback(
@@ -49,24 +50,46 @@ def register(app) -> None:
         prevent_initial_call=True,
     )
 
+    # Server panels answer into payload stores stamped with the run and selection they were drawn
+    # for; assets/consistency.js draws a payload only while it is still what the page shows (an
+    # answer for an older run or layer is dropped, never drawn) and badges a card that still shows
+    # another run while its new answer is due.
     @app.callback(
-        Output(ids.GRID, "figure"),
+        Output(ids.GRID_PAYLOAD, "data"),
         Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.GRID_METRIC, "value"),
         Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
     )
     @guarded("drawing the heads grid")
     def grid(store, block, metric, layer, head):
-        return panels.grid_figure(run_of(store), block, metric, layer, head)
+        fig = panels.grid_figure(run_of(store), block, metric, layer, head)
+        return {"view": fig.layout.meta["view"], "figure": fig}
 
     @app.callback(
-        Output(ids.OVERVIEW, "figure"), Output(ids.OVERVIEW_TITLE, "children"),
+        Output(ids.OVERVIEW_PAYLOAD, "data"),
         Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"),
         Input(ids.COLOR_SCALE, "value"), State(ids.HEAD, "value"),
     )
     @guarded("drawing the layer overview")
     def overview(store, block, layer, color_scale, head):
         run = run_of(store)
-        return panels.overview_figure(run, block, layer, head, color_scale), panels.overview_title(run, block, layer)
+        fig = panels.overview_figure(run, block, layer, head, color_scale)
+        return {"view": fig.layout.meta["view"], "figure": fig, "title": panels.overview_title(run, block, layer)}
+
+    _view_states = (State(ids.RUN, "data"), State(ids.BLOCK, "value"), State(ids.LAYER, "value"),
+                    State(ids.HEAD, "value"))
+    app.clientside_callback(ClientsideFunction("view", "gateGrid"), Output(ids.GRID, "figure"),
+                            Input(ids.GRID_PAYLOAD, "data"), *_view_states, prevent_initial_call=True)
+    app.clientside_callback(ClientsideFunction("view", "gateOverview"), Output(ids.OVERVIEW, "figure"),
+                            Output(ids.OVERVIEW_TITLE, "children"),
+                            Input(ids.OVERVIEW_PAYLOAD, "data"), *_view_states, prevent_initial_call=True)
+    app.clientside_callback(ClientsideFunction("view", "gateInspector"), Output(ids.INSPECTOR, "figure"),
+                            Output(ids.INSPECTOR_TABLE, "children"), Output(ids.INSPECTOR_TITLE, "children"),
+                            Input(ids.INSPECTOR_PAYLOAD, "data"), *_view_states, prevent_initial_call=True)
+    app.clientside_callback(ClientsideFunction("view", "badges"),
+                            *[Output(ids.stale_badge(p), "children") for p in ids.STALE_PANELS],
+                            *[Output(ids.stale_badge(p), "style") for p in ids.STALE_PANELS],
+                            Input(ids.RUN, "data"), Input(ids.HEATMAP, "figure"), Input(ids.GRID, "figure"),
+                            Input(ids.OVERVIEW, "figure"), Input(ids.INSPECTOR, "figure"))
 
     @app.callback(
         Output(ids.OVERVIEW, "figure", allow_duplicate=True),
@@ -80,14 +103,16 @@ def register(app) -> None:
         return patch
 
     @app.callback(
-        Output(ids.INSPECTOR, "figure"), Output(ids.INSPECTOR_TABLE, "children"),
-        Output(ids.INSPECTOR_TITLE, "children"),
+        Output(ids.INSPECTOR_PAYLOAD, "data"),
         Input(ids.QUERY, "data"), Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"),
         Input(ids.HEAD, "value"), Input(ids.TEMPERATURE, "value"),
     )
     @guarded("inspecting the token")
     def inspector(query, store, block, layer, head, slider):
-        p = panels.inspector_panel(run_of(store), block, layer, head, query, slider)
+        run = run_of(store)
+        p = panels.inspector_panel(run, block, layer, head, query, slider)
         if p is None:
-            return figures.empty_figure(""), cards.INSPECTOR_PROMPT, "Token inspector"
-        return p["figure"], cards.inspector_table(p["rows"], p["mean"]), p["title"]
+            return {"view": panels.view_stamp(run, block, layer, head), "figure": figures.empty_figure(""),
+                    "table": cards.INSPECTOR_PROMPT, "title": "Token inspector"}
+        return {"view": p["figure"].layout.meta["view"], "figure": p["figure"],
+                "table": cards.inspector_table(p["rows"], p["mean"]), "title": p["title"]}

@@ -58,6 +58,12 @@ def download_buttons(graph_id: str, csv: bool = False, extra=()) -> html.Div:
                     **{"aria-label": "Download"})
 
 
+def stale_badge(panel: str) -> html.Div:
+    """Hidden until the card still shows another run than the page's (assets/consistency.js)."""
+    return html.Div("", id=ids.stale_badge(panel), className="stale-badge small", role="status",
+                    style={"display": "none"})
+
+
 def stats_cards(stats: dict | None) -> list:
     """The stats row's columns: one small card per number (placeholders when stats is None)."""
     stats = stats or {}
@@ -78,6 +84,7 @@ def heatmap_card() -> dbc.Card:
             download_buttons(ids.HEATMAP, csv=True),
         ], className="d-flex align-items-start gap-2")),
         dbc.CardBody([
+            stale_badge("heatmap"),
             html.Div("Rows: query tokens (attend from) · columns: key tokens (attend to)",
                      className="small text-muted mb-1"),
             html.Div(graph(ids.HEATMAP, "attention-heatmap", class_name="heatmap-graph"),
@@ -107,6 +114,7 @@ def grid_card() -> dbc.Card:
             "CSV", id=ids.GRID_CSV_BUTTON, size="sm", color="secondary", outline=True, n_clicks=0,
             class_name="dl-button", title="Download every per-head metric of this block as CSV")),
         dbc.CardBody([
+            stale_badge("grid"),
             dbc.RadioItems(id=ids.GRID_METRIC, options=GRID_METRIC_OPTIONS, value="entropy", inline=True,
                            class_name="small mb-1"),
             graph(ids.GRID, "attention-heads", class_name=f"{ids.HEAD_GRID_CLASS} grid-graph", modebar=False),
@@ -120,6 +128,7 @@ def inspector_card() -> dbc.Card:
     return dbc.Card([
         graph_card_header("Token inspector", ids.INSPECTOR, title_id=ids.INSPECTOR_TITLE),
         dbc.CardBody([
+            stale_badge("inspector"),
             graph(ids.INSPECTOR, "attention-top-keys", class_name="inspector-graph", modebar=False),
             html.Div(INSPECTOR_PROMPT, id=ids.INSPECTOR_TABLE, className="small"),
         ]),
@@ -130,6 +139,7 @@ def overview_card() -> dbc.Card:
     return dbc.Card([
         graph_card_header("Every head of the layer", ids.OVERVIEW, title_id=ids.OVERVIEW_TITLE),
         dbc.CardBody([
+            stale_badge("overview"),
             graph(ids.OVERVIEW, "attention-layer-heads", class_name="overview-graph", modebar=False),
             html.Div("Click a head to show it in the heatmap.", className="small text-muted"),
         ]),

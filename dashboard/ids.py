@@ -47,6 +47,9 @@ HEATMAP_HOVER_TITLE = "heatmap-hover-title"  # clientside-written: "Hovering L2 
 HEATMAP_LIVE = "heatmap-live"             # aria-live="polite" region
 HEATMAP_PAYLOAD = "heatmap-payload"       # server-written: figure without z + quantised bytes (assets/heatmap.js)
 HEATMAP_WINDOW = "heatmap-window"         # clientside-written: box-zoom window of an overview {q0,q1,k0,k1}
+GRID_PAYLOAD = "grid-payload"             # server-written: {"view", "figure"}; drawn if still current (consistency.js)
+OVERVIEW_PAYLOAD = "overview-payload"     # {"view", "figure", "title"}
+INSPECTOR_PAYLOAD = "inspector-payload"   # {"view", "figure", "table", "title"}
 HEATMAP_FETCH = "heatmap-fetch"           # clientside-written: a head the payload lacks {head, n}
 POOL = "pool-choice"                      # overview of long texts: block "max" | "mean"
 CSV_BUTTON = "csv-button"
@@ -98,3 +101,12 @@ def stat_value(name: str) -> dict:
 
 # ids used by value inside assets/*.js (checked by tests/unit/test_ids.py)
 JS_IDS = (HOVER, QUERY, HEATMAP, HEATMAP_CONTAINER, HEATMAP_LIVE, RUN_BUTTON, TEXT, TEXT_PAIR, GRID, OVERVIEW)
+
+
+# ---- which run each panel shows ---------------------------------------------------------------------
+STALE_PANELS = ("heatmap", "grid", "overview", "inspector")
+
+
+def stale_badge(panel: str) -> str:
+    """A card's note "showing the previous text … updating" while its answer for the new run is due."""
+    return f"{panel}-stale-badge"

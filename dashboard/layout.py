@@ -29,6 +29,9 @@ def stores() -> list:
         dcc.Store(id=ids.HEATMAP_PAYLOAD, data=None),
         dcc.Store(id=ids.HEATMAP_WINDOW, data=None),
         dcc.Store(id=ids.HEATMAP_FETCH, data=None),
+        dcc.Store(id=ids.GRID_PAYLOAD, data=None),
+        dcc.Store(id=ids.OVERVIEW_PAYLOAD, data=None),
+        dcc.Store(id=ids.INSPECTOR_PAYLOAD, data=None),
         dcc.Download(id=ids.DOWNLOAD_CSV), dcc.Download(id=ids.DOWNLOAD_GRID),
     ]
 

@@ -6,6 +6,7 @@ block as a block choice ("self", "self:AB", "cross"), temperature as the slider'
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import warnings
@@ -64,8 +65,43 @@ def block_controls(summary: dict | None, choice, layer, head, layer_options_now)
             "head": str(head)}
 
 
+# ---- which run and selection a panel shows ---------------------------------------------------------
+def view_key(run: AttentionRun) -> str:
+    """A short id of the run (model, weights, texts, token count, head mask): the run store carries
+    it, every panel stamps it on what it sends, so the browser can drop a panel's answer that
+    belongs to another run (assets/consistency.js)."""
+    h = hashlib.sha1()
+    for part in (run.model_name, run.model_fingerprint, run.text, run.text_pair or "\x00",
+                 str(len(run.source_tokens)), str(len(run.target_tokens))):
+        h.update(part.encode("utf-8", "surrogatepass") + b"\x1f")
+    if run.head_mask is not None:
+        h.update(np.ascontiguousarray(run.head_mask, dtype=np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
+def view_stamp(run: AttentionRun, block, layer, head=None) -> dict:
+    """{"key", "block", "layer", "head", "text"}: the run and the selection a panel was drawn for
+    (block/layer/head as the controls hold them, after clamping; head None = any)."""
+    return {"key": view_key(run), "block": None if block is None else str(block),
+            "layer": None if layer is None else str(layer), "head": None if head is None else str(head),
+            "text": run.text[:60]}
+
+
+def _block_value(block, name: str) -> str:
+    """The block as the dropdown holds it ("self", "self:AB", "cross"), or the block's name."""
+    return block if isinstance(block, str) and block else name
+
+
+def block_controls_of(run: AttentionRun) -> dict:
+    """{block name: {"layer_options", "head_options"}}: what the dropdowns offer per block (the
+    browser applies them when the run lands, keeping a layer chosen meanwhile)."""
+    return {b.name: {"layer_options": layer_options(b.n_layers), "head_options": head_options(b.n_heads)}
+            for b in run.blocks}
+
+
 # ---- run --------------------------------------------------------------------------------------
-def run_outputs(request: dict, run: AttentionRun, layer, head, block, query, previous: dict | None = None) -> dict:
+def run_outputs(request: dict, run: AttentionRun, layer, head, block, query, previous: dict | None = None,
+                from_url: bool = False) -> dict:
     """Everything the run callback writes after a successful run.
 
     Keeps the user's layer / head / block where they exist in the new run, and the inspected
@@ -84,8 +120,11 @@ def run_outputs(request: dict, run: AttentionRun, layer, head, block, query, pre
         q = default_query(run, name)
     summary = run.summary()
     trunc = truncation_message(run.truncations)
+    selection = {"layer": str(layer), "head": str(head), "block": choice, "from_url": bool(from_url)}
     return {
-        "store": {"request": request, "summary": summary},
+        "store": {"request": request, "summary": summary, "key": view_key(run), "selection": selection,
+                  "controls": block_controls_of(run),
+                  "block_values": [o["value"] for o in block_options(run)]},
         "layer_options": layer_options(b.n_layers), "layer": str(layer),
         "head_options": head_options(b.n_heads), "head": str(head),
         "block_options": block_options(run), "block": choice,
@@ -208,7 +247,8 @@ def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, 
     note = "" if t == 1.0 else (f"T = {t:g}: softmax re-applied to the real pre-softmax scores "
                                 f"(T = 1 is the model itself).")
     heads = [str(h) for h in range(b.n_heads)] + [MEAN]
-    base = {"layer": layer, "block": block if isinstance(block, str) else name, "uirevision": uirev}
+    base = {"layer": layer, "block": block if isinstance(block, str) else name, "uirevision": uirev,
+            "view": view_stamp(run, _block_value(block, name), layer)}
     if max(len(q_pos), len(k_pos)) > EXACT_MAX_TOKENS:  # ---- overview, pooled
         f = math.ceil(max(len(q_pos), len(k_pos)) / POOL_CELLS)
         values = _pooled(run, name, layer, head, t, q_pos, k_pos, f, pool)
@@ -369,7 +409,8 @@ def grid_figure(run: AttentionRun, block, metric, layer, head):
         fig = figures.head_grid(m[key], metric=key, selected=selected, roles=m["role"])
     if head == MEAN:
         fig.update_layout(shapes=[layer_outline(layer, run.block(name).n_heads)])
-    return add_meta(fig, metric_label=label, metric_unit=unit, block=name)
+    return add_meta(fig, metric_label=label, metric_unit=unit, block=name,
+                    view=view_stamp(run, _block_value(block, name), layer, head))
 
 
 # ---- overview: every head of one layer ----------------------------------------------------------
@@ -388,7 +429,7 @@ def overview_figure(run: AttentionRun, block, layer, head, color_scale):
     titles = [f"H{h} · {ent[h]:.1f} bits" for h in range(b.n_heads)]
     fig = figures.small_multiples(np.stack(pooled), titles=titles, selected=None if head == MEAN else head,
                                   max_tokens=OVERVIEW_MAX_TOKENS, color_scale=color_scale, block_size=f)
-    return add_meta(fig, layer=layer, block=name)
+    return add_meta(fig, layer=layer, block=name, view=view_stamp(run, _block_value(block, name), layer))
 
 
 class _positions_view:
@@ -425,6 +466,7 @@ def inspector_panel(run: AttentionRun, block, layer, head, query, slider) -> dic
     fig = figures.top_keys_bar([r["label"] for r in rows], [r["weight"] for r in rows], scores,
                                indices=[r["key"] for r in rows])
     fig.update_layout(height=230)
+    add_meta(fig, view=view_stamp(run, _block_value(block, name), layer, head))
     who = "mean of all heads" if head == MEAN else f"L{layer} H{head}"
     return {"figure": fig, "rows": rows, "mean": head == MEAN,
             "title": f"Query #{q} “{queries[q].label}” · top 5 keys · {who}"}

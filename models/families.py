@@ -5,7 +5,7 @@
     save_family(family, tokenizer, folder) -> Path: an ordinary Hugging Face folder (weights + the
                                               given tokenizer), what a team would point ATTN_MODELS at
 
-Sizes: hidden 32-64, 2 layers, 4 query heads (2 key/value heads where the family has grouped-query
+Sizes: hidden 32, 2 layers, 4 query heads (2 key/value heads where the family has grouped-query
 attention), so every family builds and runs in well under a second. Features that change the
 attention math are switched on where the family has them: sliding windows (Mistral, Gemma-2/3,
 ModernBERT, GPT-OSS, GPT-Neo local layers), Gemma-2's logit softcap, GPT-OSS sinks, T5's relative
@@ -82,6 +82,20 @@ FAMILIES = {
                                          eos_token_id=102), CAUSAL),
     "BLOOM": lambda v: (tf.BloomConfig(vocab_size=v, hidden_size=32, n_layer=2, n_head=4, bos_token_id=101,
                                        eos_token_id=102, pad_token_id=0), CAUSAL),
+    # more decoders (cheap to add)
+    "GPT-J": lambda v: (tf.GPTJConfig(vocab_size=v, n_embd=32, n_layer=2, n_head=4, rotary_dim=4,
+                                      n_positions=MAX_POS, bos_token_id=101, eos_token_id=102), CAUSAL),
+    "CodeGen": lambda v: (tf.CodeGenConfig(vocab_size=v, n_embd=32, n_layer=2, n_head=4, rotary_dim=4,
+                                           n_positions=MAX_POS, n_ctx=MAX_POS, bos_token_id=101,
+                                           eos_token_id=102), CAUSAL),
+    "Mixtral": lambda v: _dec(tf.MixtralConfig, v, num_key_value_heads=2, num_local_experts=4,
+                              num_experts_per_tok=2, sliding_window=4),
+    "Starcoder2": lambda v: _dec(tf.Starcoder2Config, v, num_key_value_heads=2, sliding_window=4),
+    "Cohere": lambda v: _dec(tf.CohereConfig, v, num_key_value_heads=2),
+    "Granite": lambda v: _dec(tf.GraniteConfig, v, num_key_value_heads=2, attention_multiplier=0.5),
+    "Qwen2-MoE": lambda v: _dec(tf.Qwen2MoeConfig, v, num_key_value_heads=2, num_experts=4, num_experts_per_tok=2,
+                                moe_intermediate_size=32, shared_expert_intermediate_size=32),
+    "OLMo": lambda v: _dec(tf.OlmoConfig, v, num_key_value_heads=2),
     # encoder-decoders
     "BART": lambda v: (tf.BartConfig(vocab_size=v, d_model=32, encoder_layers=2, decoder_layers=2,
                                      encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
@@ -91,6 +105,14 @@ FAMILIES = {
                                          encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
                                          decoder_ffn_dim=64, max_position_embeddings=MAX_POS, pad_token_id=0,
                                          eos_token_id=102, decoder_start_token_id=0), SEQ2SEQ),
+    "mBART": lambda v: (tf.MBartConfig(vocab_size=v, d_model=32, encoder_layers=2, decoder_layers=2,
+                                       encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+                                       decoder_ffn_dim=64, max_position_embeddings=MAX_POS, pad_token_id=0,
+                                       bos_token_id=101, eos_token_id=102, decoder_start_token_id=101), SEQ2SEQ),
+    "Pegasus": lambda v: (tf.PegasusConfig(vocab_size=v, d_model=32, encoder_layers=2, decoder_layers=2,
+                                           encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+                                           decoder_ffn_dim=64, max_position_embeddings=MAX_POS, pad_token_id=0,
+                                           eos_token_id=102, decoder_start_token_id=0), SEQ2SEQ),
     "T5": lambda v: (tf.T5Config(vocab_size=v, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
                                  num_heads=4, relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=102,
                                  decoder_start_token_id=0), SEQ2SEQ),

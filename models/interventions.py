@@ -1,8 +1,9 @@
 """Our attention function, registered with transformers' AttentionInterface as "dashboard".
 
 Every model is loaded with `attn_implementation="dashboard"`. The function computes exactly what
-transformers' eager attention computes, and in addition, when the calling thread has opened one
-of the context managers below:
+the family's own eager attention computes (the math is `models.attention_math`: scaling incl.
+T5's 1.0, Gemma-2 softcap, T5 position bias, GPT-OSS sinks, grouped-query attention), and in
+addition, when the calling thread has opened one of the context managers below:
 
 * `capture()`      records each attention call in compact form (models.compact): the queries
                    and keys the softmax saw `[heads, T, head_dim]`, the mask as flags, any
@@ -15,8 +16,13 @@ of the context managers below:
 State lives in a ContextVar, so two requests running at once in two threads never see each
 other's capture or mask, and the shared loaded model is never changed in place.
 
-Which block and layer a call belongs to comes from `BlockIndex`, built once per model by walking
-its attention modules (see `index_attention_modules`).
+Which block and layer a call belongs to comes from slots registered once per model
+(`index_attention_modules`: modules with `layer_idx`, by name; `assign_slots`: by call order for
+modules without one, e.g. DistilBERT, or one module shared by every layer, ALBERT). Models whose
+attention modules bypass this function (DeBERTa-v2, MPNet, GPT-Neo, Falcon, BLOOM, ...) use the
+fallback at the end of this module: weights from their eager `output_attentions`
+(`record_attentions`), gates as a forward pre-hook on the output projection's input
+(`install_output_gates`). `models.loader.select_path` decides which applies.
 """
 from __future__ import annotations
 

@@ -86,9 +86,9 @@ class LoadedModel:
                        "projection's input. Off for this model (they need pre-softmax scores): "
                        f"{', '.join(SCORE_FEATURES)}.")
         if self.has_sinks:
-            out.append("This model adds a learned sink logit per head to the softmax (rows sum to less than "
-                       "1): the weights shown are exact; a temperature other than 1 re-applies softmax to the "
-                       "scores without the sinks.")
+            out.append("This model adds a learned sink logit per head to the softmax (GPT-OSS style), so a "
+                       "row of weights sums to less than 1 (the rest went to the sink); the temperature "
+                       "divides the sink logit too.")
         if not self.can_gate:
             out.append("Head masking and pruning are off for this model: its output projection could not be "
                        "matched to its layers.")
@@ -254,7 +254,7 @@ def _inputs_to_model(module, args, kwargs):
 
 
 def _outputs_to_cpu(module, args, kwargs, output):
-    return _to(output, torch.device("cpu")) if _model_device(module).type != "cpu" else output
+    return _to(output, torch.device("cpu"))  # the same code on every device (a no-op copy on the CPU)
 
 
 def _place_io(model) -> None:
@@ -285,6 +285,7 @@ def select_path(loaded: LoadedModel) -> None:
     * every module found by name calls it once per forward: those blocks (BERT, Llama, BART, T5, ...);
     * a single-stack model whose callers have no `layer_idx` (DistilBERT, ALBERT's shared layer):
       layers in call order;
+    * only some of the modules found by name call it, or none: the fallback;
     * otherwise (DeBERTa-v2, MPNet, GPT-Neo, Falcon, BLOOM, ...): the fallback path, eager weights
       through output_attentions and gates on the output projection's input.
     Sets loaded.path, .blocks, .layers, .heads, .can_gate; raises ModelLoadError with the reason
@@ -306,8 +307,8 @@ def select_path(loaded: LoadedModel) -> None:
     kinds = interventions.block_kinds(model)
     if named and len(callers) == len(named) and {id(m) for m in callers} == {id(m) for m in named}:
         loaded.path, loaded.blocks = INTERFACE, {b: kinds[b] for b in by_name}
-    elif callers and loaded.architecture != "encoder-decoder":
-        interventions.forget(named)
+    elif callers and not named and loaded.architecture != "encoder-decoder":
+        # (modules found by name of which only some call us, a hybrid, take the fallback below)
         kind = _kind(loaded.architecture)
         interventions.assign_slots(callers, "self", kind)
         loaded.path, loaded.blocks = INTERFACE, {"self": kind}

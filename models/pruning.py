@@ -315,33 +315,18 @@ def _llama_refusal(att) -> str | None:
     return None
 
 
-def _prune_llama(att: nn.Module, keep: list[int], gate: torch.Tensor) -> None:
-    """Llama-style attention with grouped-query attention (Llama, Mistral, Qwen2/3, Gemma 1-3,
-    StableLM, GPT-OSS, ...): rows of q_proj for the kept query heads; rows of k_proj/v_proj for the
-    key/value heads that still serve one (a KV head goes once all its query heads are gone);
-    matching input columns of o_proj, times the kept heads' gates; GPT-OSS sinks follow their
-    heads. Groups of unequal size get `interventions.KV_INDEX` ([kept heads]: each one's KV head)."""
-    d = _head_size(att)
-    qn, kn, vn = _qkv_names(att)
-    heads, kv_heads = getattr(att, qn).out_features // d, getattr(att, kn).out_features // d
+def _gqa_plan(keep: list[int], heads: int, kv_heads: int) -> tuple[list[int], list[int]]:
+    """(kv_keep, kv_new): the key/value heads still serving a kept query head (a KV head goes once
+    all its query heads are gone), and for each kept query head the new index of its KV head."""
     group = heads // kv_heads
     kv_of = [h // group for h in keep]
     kv_keep = sorted(set(kv_of))
-    kv_new = [kv_keep.index(k) for k in kv_of]  # [kept heads]
-    idx = _head_index(keep, d)
-    setattr(att, qn, _rows(getattr(att, qn), idx))
-    setattr(att, kn, _rows(getattr(att, kn), _head_index(kv_keep, d)))
-    setattr(att, vn, _rows(getattr(att, vn), _head_index(kv_keep, d)))
-    o_name = _o_name(att)
-    o = _cols(getattr(att, o_name), idx)
-    scale = gate[keep].repeat_interleave(d).to(o.weight.dtype)
-    if not bool(torch.all(scale == 1)):
-        o.weight = nn.Parameter(o.weight.detach() * scale[None, :], requires_grad=False)
-    setattr(att, o_name, o)
-    sinks = getattr(att, "sinks", None)
-    if isinstance(sinks, torch.Tensor) and sinks.numel() == heads:
-        att.sinks = nn.Parameter(sinks.detach()[keep].clone(), requires_grad=False)
-    counts = [kv_of.count(k) for k in kv_keep]
+    return kv_keep, [kv_keep.index(k) for k in kv_of]
+
+
+def _set_groups(att: nn.Module, kv_new: list[int], n_keep: int, n_kv: int) -> None:
+    """Tell the module its new head counts; groups of unequal size get `interventions.KV_INDEX`."""
+    counts = [kv_new.count(k) for k in range(n_kv)]
     if len(set(counts)) == 1:  # equal groups: plain grouped-query attention still describes it
         att.num_key_value_groups = counts[0]
         if hasattr(att, interventions.KV_INDEX):
@@ -349,9 +334,72 @@ def _prune_llama(att: nn.Module, keep: list[int], gate: torch.Tensor) -> None:
     else:
         att.num_key_value_groups = 1
         setattr(att, interventions.KV_INDEX, torch.tensor(kv_new, dtype=torch.long))
-    for attr, value in (("num_heads", len(keep)), ("n_heads", len(keep)), ("num_key_value_heads", len(kv_keep))):
+    for attr, value in (("num_heads", n_keep), ("n_heads", n_keep), ("num_attention_heads", n_keep),
+                        ("num_key_value_heads", n_kv)):
         if isinstance(getattr(att, attr, None), int):
             setattr(att, attr, value)
+
+
+def _fold_output(att: nn.Module, o_name: str, keep: list[int], d: int, gate: torch.Tensor) -> None:
+    """Keep the output projection's input columns of the kept heads, times their gates."""
+    o = _cols(getattr(att, o_name), _head_index(keep, d))
+    scale = gate[keep].repeat_interleave(d).to(o.weight.dtype)
+    if not bool(torch.all(scale == 1)):
+        o.weight = nn.Parameter(o.weight.detach() * scale[None, :], requires_grad=False)
+    setattr(att, o_name, o)
+
+
+def _prune_llama(att: nn.Module, keep: list[int], gate: torch.Tensor) -> None:
+    """Llama-style attention with grouped-query attention (Llama, Mistral, Qwen2/3, Gemma 1-3,
+    StableLM, GPT-OSS, OPT, Phi, BART, DistilBERT, ...): rows of q_proj for the kept query heads;
+    rows of k_proj/v_proj for the key/value heads that still serve one; matching input columns of
+    the output projection, times the kept heads' gates; GPT-OSS sinks follow their heads."""
+    d = _head_size(att)
+    qn, kn, vn = _qkv_names(att)
+    heads, kv_heads = getattr(att, qn).out_features // d, getattr(att, kn).out_features // d
+    kv_keep, kv_new = _gqa_plan(keep, heads, kv_heads)
+    setattr(att, qn, _rows(getattr(att, qn), _head_index(keep, d)))
+    setattr(att, kn, _rows(getattr(att, kn), _head_index(kv_keep, d)))
+    setattr(att, vn, _rows(getattr(att, vn), _head_index(kv_keep, d)))
+    _fold_output(att, _o_name(att), keep, d, gate)
+    sinks = getattr(att, "sinks", None)
+    if isinstance(sinks, torch.Tensor) and sinks.numel() == heads:
+        att.sinks = nn.Parameter(sinks.detach()[keep].clone(), requires_grad=False)
+    _set_groups(att, kv_new, len(keep), len(kv_keep))
+
+
+def _prune_fused_qkv(att: nn.Module, keep: list[int], gate: torch.Tensor) -> None:
+    """Phi-3 (qkv_proj rows: all queries | all keys | all values, grouped-query attention),
+    ModernBERT (Wqkv, the same without groups) and GPT-NeoX (query_key_value rows: per head
+    q | k | v). Phi-3 reads its head count from its config, so a pruned layer gets its own copy."""
+    if isinstance(getattr(att, "qkv_proj", None), nn.Linear):  # Phi-3
+        d, cfg = att.head_dim, att.config
+        heads, kv_heads = cfg.num_attention_heads, att.num_key_value_heads
+        kv_keep, kv_new = _gqa_plan(keep, heads, kv_heads)
+        rows = torch.cat([_head_index(keep, d), heads * d + _head_index(kv_keep, d),
+                          (heads + kv_heads) * d + _head_index(kv_keep, d)])
+        att.qkv_proj = _rows(att.qkv_proj, rows)
+        _fold_output(att, "o_proj", keep, d, gate)
+        att.config = copy.copy(cfg)
+        att.config.num_attention_heads = len(keep)
+        _set_groups(att, kv_new, len(keep), len(kv_keep))
+    elif isinstance(getattr(att, "Wqkv", None), nn.Linear):  # ModernBERT: rows [3, heads, head_dim]
+        d = att.head_dim
+        heads = att.Wqkv.out_features // (3 * d)
+        idx = _head_index(keep, d)
+        att.Wqkv = _rows(att.Wqkv, torch.cat([idx, heads * d + idx, 2 * heads * d + idx]))
+        _fold_output(att, "Wo", keep, d, gate)
+    else:  # GPT-NeoX
+        d = att.head_size
+        att.query_key_value = _rows(att.query_key_value, _head_index(keep, 3 * d))
+        _fold_output(att, "dense", keep, d, gate)
+
+
+def _fused_ok(att) -> bool:
+    name = type(att).__name__
+    return (name == "Phi3Attention" and isinstance(getattr(att, "qkv_proj", None), nn.Linear)) or \
+        (name == "GPTNeoXAttention" and isinstance(getattr(att, "query_key_value", None), nn.Linear)) or \
+        (name == "ModernBertAttention" and isinstance(getattr(att, "Wqkv", None), nn.Linear))
 
 
 def _is_bert_like(att, parent) -> bool:
@@ -369,12 +417,15 @@ def physically_prune(loaded, mask, *, block: str | None = None) -> PrunedModel:
 
     mask float32 [L,H] over the main block: heads at 0 are removed (rows of Q/K/V and their
     biases, input columns of the output projection); kept heads with a gate other than 1 get it
-    folded into their value projection, so the copy computes what the masked model computes
+    folded into their value projection (BERT, GPT-2) or their output-projection columns (the
+    others: a grouped value head is shared), so the copy computes what the masked model computes
     (up to float summation order). Layers with every head pruned keep one zero head (see
     PrunedModel). Supports BERT-family encoders (BertSelfAttention-style query/key/value +
-    output.dense: BERT, MiniLM, RoBERTa, ELECTRA, ...), GPT-2 and Llama-style q/k/v/o_proj
-    attention with grouped-query attention (see `_prune_llama`); anything else raises
-    NotImplementedError with the reason. Models on the fallback path (no slots) are refused too.
+    output.dense: BERT, MiniLM, RoBERTa, ELECTRA, ...), GPT-2, separate q/k/v + output projections
+    with grouped-query attention (Llama-style, see `_prune_llama`) and the fused Phi-3 /
+    ModernBERT / GPT-NeoX layouts (`_prune_fused_qkv`); anything else raises
+    NotImplementedError with the reason. On the fallback path the attention module of a layer is
+    the parent of its gated output projection (GPT-Neo, GPT-J).
     `loaded` is not modified.
     """
     block = block or next(iter(loaded.blocks))
@@ -382,14 +433,12 @@ def physically_prune(loaded, mask, *, block: str | None = None) -> PrunedModel:
     m = np.asarray(mask, dtype=np.float32)
     if m.shape != (L, H):
         raise ValueError(f"mask has shape {m.shape}, expected {(L, H)}")
-    if getattr(loaded, "path", None) == "fallback":
-        raise NotImplementedError(f"physical pruning is not available for model {loaded.name!r}: its attention "
-                                  "modules bypass the dashboard's attention function (use the head mask instead)")
+    fallback = getattr(loaded, "path", None) == "fallback"  # slots sit on the output projections
     names = {}
     for name, module in loaded.model.named_modules():
         slot = interventions._slot(module)
         if slot is not None and slot.block == block:
-            names[slot.layer] = name
+            names[slot.layer] = name.rsplit(".", 1)[0] if fallback and "." in name else name
     if sorted(names) != list(range(L)):
         raise NotImplementedError(f"physical pruning is not available for model {loaded.name!r}: block {block!r} "
                                   f"does not have one attention module per layer (layers share weights)")
@@ -410,11 +459,14 @@ def physically_prune(loaded, mask, *, block: str | None = None) -> PrunedModel:
             _prune_gpt2(att, keep, gate)
         elif _llama_refusal(att) is None:
             _prune_llama(att, keep, gate)
+        elif _fused_ok(att):
+            _prune_fused_qkv(att, keep, gate)
         else:
             why = _llama_refusal(att) if hasattr(att, "q_proj") else "an attention layout it does not know"
             raise NotImplementedError(
-                f"physical pruning supports BERT-family encoders, GPT-2 and Llama-style attention "
-                f"(q/k/v/o_proj, grouped-query too); {type(att).__name__} of model {loaded.name!r} has {why} "
+                f"physical pruning supports BERT-family encoders, GPT-2, separate q/k/v and output "
+                f"projections (Llama-style, grouped-query too) and the fused Phi-3 / ModernBERT / GPT-NeoX layouts; "
+                f"{type(att).__name__} of model {loaded.name!r} has {why} "
                 f"(use the head mask instead: it needs no surgery)")
         kept.append(tuple(h for h in keep if m[layer, h] != 0))
     model.eval()
