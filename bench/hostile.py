@@ -108,7 +108,7 @@ class Attacker:
         deep = "[" * 5000 + "]" * 5000
         self.n += 1
         return [
-            ("long url fields (1)", lambda: self.post("long url fields (1)", "url.search",
+            ("long url fields (1)", lambda: self.post("long url fields (1)", "url-written-store.data",
                                                       {"block-dropdown.value": "b" * 4000, "layer-dropdown.value": "9" * 4000})),
             ("job spam (2)", lambda: self.post("job spam (2)", f"{P.IMPORTANCE}.data",
                                                {f"{P.IMPORTANCE_BUTTON}.n_clicks": self.n}, [f"{P.IMPORTANCE_BUTTON}.n_clicks"], end)),
@@ -122,11 +122,11 @@ class Attacker:
             ("8 MB text (5)", lambda: self.post("8 MB text (5)", "run-store.data",
                                                 {"text-input.value": huge, "run-button.n_clicks": self.n},
                                                 ["run-button.n_clicks"])),
-            ("deep nesting (8)", lambda: self.post("deep nesting (8)", "heatmap-title.children", {},
+            ("deep nesting (8)", lambda: self.post("deep nesting (8)", "heatmap-payload.data", {},
                                                    raw=lambda b: json.dumps(b)[:-1] + ', "x": ' + deep + "}")),
-            ("wrong outputs (8)", lambda: self.post("wrong outputs (8)", "grid-graph.figure", {},
+            ("wrong outputs (8)", lambda: self.post("wrong outputs (8)", "grid-payload.data", {},
                                                     raw=lambda b: json.dumps({**b, "outputs": {"id": "x", "property": "y"}}))),
-            ("layer ² / 4,301 digits (8)", lambda: self.post("layer ² / 4,301 digits (8)", "heatmap-title.children",
+            ("layer ² / 4,301 digits (8)", lambda: self.post("layer ² / 4,301 digits (8)", "heatmap-payload.data",
                                                              {"layer-dropdown.value": "²" if self.n % 2 else "9" * 4301})),
         ]
 

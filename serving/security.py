@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import secrets as _secrets
+import tempfile
 import time
 
 from flask import request
@@ -43,6 +44,20 @@ def secret_key() -> str:
     if env:
         return env
     path = secret_key_file()
+    try:
+        return _key_from_file(path)
+    except OSError as exc:  # the cache directory is unusable (read-only, full, not creatable)
+        fallback = os.path.join(tempfile.gettempdir(), f"attention-dashboard-{os.getuid()}-"
+                                f"{hashlib.sha256(path.encode()).hexdigest()[:12]}", SECRET_FILE_NAME)
+        log.warning("cannot keep the secret key in %s (%s); using %s", path, exc, fallback)
+        try:
+            return _key_from_file(fallback)
+        except OSError as exc2:  # nowhere to keep it: this process only (job handles per worker)
+            log.warning("cannot keep the secret key in %s either (%s); using a per-process key", fallback, exc2)
+            return _secrets.token_hex(32)
+
+
+def _key_from_file(path: str) -> str:
     from models.cache import secure_dir
 
     secure_dir(os.path.dirname(path) or ".")

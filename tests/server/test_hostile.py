@@ -198,7 +198,7 @@ def test_nothing_read_from_the_cache_is_unpickled(tab, monkeypatch):
     _run(tab, GOOD)
     assert not tab.errors and GENERIC not in _message(tab)
     tab.change({"head-dropdown.value": "2"})
-    assert not tab.errors and tab.values["heatmap-graph.figure"]["data"]
+    assert not tab.errors and tab.values["heatmap-payload.data"]
 
 
 @pytest.mark.browser

@@ -111,10 +111,15 @@ def test_jobs_are_capped_hold_no_sockets_and_die_with_the_server(gunicorn_factor
     # no job holds a socket of the web server (listening or a client connection)
     for p in jobs:
         assert inet_fds(p) == [], (p.pid, inet_fds(p))
-    # the second job waits for the one running slot and says so
-    status, data = client.post(body2, query={"endId": client.config().get("end_id"), **h2})
-    assert status == 200
-    assert "queued" in json.dumps(data) or "progress" in json.dumps(data)
+    # the second job waits for the one running slot and says so (its progress text)
+    seen = ""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "queued" not in seen:
+        status, data = client.post(body2, query={"endId": client.config().get("end_id"), **h2})
+        assert status == 200
+        seen = json.dumps(data)
+        time.sleep(0.3)
+    assert "queued: 1 job(s) already running" in seen, seen
 
     # a forged job handle is refused by its signature; a pid that is not a job is never killed
     victim = psutil.Popen(["sleep", "60"])
