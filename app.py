@@ -37,6 +37,7 @@ app = create_app()
 server = app.server
 
 if __name__ == "__main__":
+    os.umask(0o077)  # as gunicorn.conf.py: the cache and the secret key stay the user's own
     serving.warm_models()  # the first run is not slowed by loading; /healthz says "ok" at once
     app.run(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", 8050)),
             debug=os.environ.get("DASH_DEBUG") == "1")

@@ -43,6 +43,10 @@ for _k, _v in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISAB
                "TOKENIZERS_PARALLELISM": "false"}.items():
     os.environ.setdefault(_k, _v)
 
+# every file the server creates (cache, secret key, job results) is readable by its user only
+os.umask(0o077)
+umask = 0o077
+
 # app warnings (e.g. "cache directory unusable, computing without cache") go to the error log
 logging.basicConfig(level=os.environ.get("ATTN_LOG_LEVEL", "INFO").upper(),
                     format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
@@ -55,7 +59,12 @@ worker_class = "gthread"
 threads = _env_int("ATTN_THREADS", 4)
 timeout = _env_int("ATTN_TIMEOUT", 120)
 graceful_timeout = 30
-keepalive = 5
+keepalive = 5  # seconds an idle keep-alive connection holds a worker thread (a proxy in front pools them)
+# request line / header limits (gunicorn's defaults, explicit): a slow or huge header is cut off
+# here; slow bodies and slow readers are the front proxy's job (deploy/nginx.conf buffers both)
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
 preload_app = os.environ.get("ATTN_PRELOAD", "1") not in ("0", "false", "no")
 max_requests = 0  # never recycle a worker: a reload costs a model load
 errorlog = "-"
@@ -100,12 +109,18 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
-    """Each worker, app imported: without preload, load the models now, before serving."""
+    """Each worker, app imported: without preload, load the models now, before serving; then
+    finish Dash's first-request setup with one request to itself, so no real request meets it
+    half done (Dash's setup is not thread-safe, plotly/dash#3971: parallel first requests for the
+    page and its bundles answered 500 "dash is not a registered library")."""
     if not preload_app:
         from serving import warm_models
 
         loaded = warm_models()
         worker.log.info("worker %s loaded models: %s", worker.pid, ", ".join(loaded) or "none")
+    from serving import warm_up
+
+    warm_up(worker.wsgi, worker.log)
 
 
 def child_exit(server, worker):

@@ -201,6 +201,7 @@ def _register_jobs(app) -> None:
         Output(P.IMPORTANCE_INFO, "children"),
         Input(P.IMPORTANCE, "data"), Input(ids.RUN, "data"),
     )
+    @guarded("describing the importance scores")
     def importance_info(importance, store):
         return pv.importance_text(importance, store["request"]["model"] if store and "request" in store else None)
 
@@ -209,6 +210,7 @@ def _register_jobs(app) -> None:
         Input(P.CURVES, "data"), State(P.CURVE_METRIC, "value"),
         prevent_initial_call=True,
     )
+    @guarded("listing the curve metrics")
     def curve_metrics(curves, metric):
         options, value = pv.metric_choice(curves, metric)
         return options, value, {"display": "flex" if options else "none"}

@@ -58,7 +58,9 @@ def register(app) -> None:
     )
     @guarded("switching the block")
     def block_switch(block, store, layer, head, layer_options_now):
-        out = panels.block_controls((store or {}).get("summary"), block, layer, head, layer_options_now)
+        from callbacks.views import run_of  # sizes from the server's run, not from the store sent back
+
+        out = panels.block_controls(run_of(store).summary(), block, layer, head, layer_options_now)
         if out is None:
             raise PreventUpdate
         return out["layer_options"], out["layer"], out["head_options"], out["head"]

@@ -78,14 +78,24 @@ def run_info(store: dict | None) -> RunInfo:
     """RunInfo from the run store; PanelError before the first run."""
     if not store or not isinstance(store, dict) or "request" not in store or "summary" not in store:
         raise PanelError("Run the model first (the Run button at the top), then choose heads to prune.")
-    main = store["summary"]["blocks"][0]
-    return RunInfo(request=store["request"], model=store["request"]["model"], block=main["name"],
-                   layers=int(main["layers"]), heads=int(main["heads"]))
+    # the shape comes from the run on the server, never from the store the browser sends back
+    request = store["request"]
+    block, layers, heads = main_block_shape(request)
+    return RunInfo(request=request, model=request["model"], block=block, layers=layers, heads=heads)
+
+
+def main_block_shape(request: dict) -> tuple[str, int, int]:
+    """(name, layers, heads) of the main block of the run `request` names, from the run itself."""
+    main = service.get_run(base_request_of(request)).main
+    return main.name, int(main.n_layers), int(main.n_heads)
+
+
+def base_request_of(r: dict) -> service.RunRequest:
+    return service.RunRequest.create(r["model"], r["text"], r.get("text_pair"), r.get("max_tokens"))
 
 
 def base_request(info: RunInfo) -> service.RunRequest:
-    r = info.request
-    return service.RunRequest.create(r["model"], r["text"], r.get("text_pair"), r.get("max_tokens"))
+    return base_request_of(info.request)
 
 
 def pruned_request(info: RunInfo, mask) -> service.RunRequest:
@@ -426,11 +436,32 @@ def parse_n_pairs(n) -> int | None:
     return int(nf)
 
 
+MAX_PAIR_CHARS = 2000  # one sentence of a pair (the upload's lines are far shorter in practice)
+
+
+def checked_pairs(raw) -> list[tuple[str, str]]:
+    """The corpus store's pairs, checked where a job starts (the store comes from the browser and
+    need not have passed the upload): at most importance.MAX_PAIRS pairs of two non-empty strings
+    of at most MAX_PAIR_CHARS characters each; PanelError otherwise."""
+    from models.importance import MAX_PAIRS
+
+    if not isinstance(raw, list) or len(raw) > MAX_PAIRS:
+        raise PanelError(f"The corpus holds at most {MAX_PAIRS} sentence pairs; upload a smaller set.")
+    pairs = []
+    for p in raw:
+        if (not isinstance(p, (list, tuple)) or len(p) != 2
+                or not all(isinstance(x, str) and 0 < len(x) <= MAX_PAIR_CHARS for x in p)):
+            raise PanelError(f"The corpus must hold pairs of two sentences of at most {MAX_PAIR_CHARS} "
+                             "characters; upload the file again.")
+        pairs.append((p[0], p[1]))
+    return pairs
+
+
 def corpus_pairs(corpus: dict | None, n_pairs=None) -> tuple[list[tuple[str, str]], str]:
     """(pairs, label): the uploaded pairs or the bundled ones, the first n_pairs of them."""
     if corpus and corpus.get("pairs"):
-        pairs = [(str(a), str(b)) for a, b in corpus["pairs"]]
-        what = f"pairs from {corpus.get('name', 'the uploaded file')}"
+        pairs = checked_pairs(corpus["pairs"])
+        what = f"pairs from {str(corpus.get('name', 'the uploaded file'))[:255]}"
     else:
         pairs = pruning.load_pairs()
         what = BUNDLED_LABEL

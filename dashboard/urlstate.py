@@ -133,12 +133,56 @@ def _query_string(state: ViewState, text: str, pair: str | None, cut: bool = Fal
     return "?" + urlencode(q)
 
 
+MAX_MODEL_CHARS = 200  # a registry name; anything longer is not one
+
+
+def _safe_int(value, default: int | None, lo: int, hi: int) -> int | None:
+    """An int in [lo, hi] from an int or a short digit string; `default` otherwise (never raises:
+    "²".isdigit() is True but int("²") fails, and int() refuses strings of 4,300+ digits)."""
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, str):
+        v = value.strip()
+        if not (0 < len(v) <= 12 and v.isascii() and v.isdigit()):
+            return default
+        value = int(v)
+    if isinstance(value, int) and lo <= value <= hi:
+        return value
+    return default
+
+
+def _encodable(state: ViewState) -> ViewState:
+    """The state with every field that is not a text made safe to write: bounded ints, a block
+    that matches the block pattern, a model name of bounded length (texts are cut by encode)."""
+    model = state.model if isinstance(state.model, str) and 0 < len(state.model) <= MAX_MODEL_CHARS \
+        else DEFAULT_MODEL
+    block = state.block if (isinstance(state.block, str) and len(state.block) <= MAX_BLOCK_CHARS
+                            and _BLOCK_RE.match(state.block)) else None
+    head = MEAN if state.head == MEAN else _safe_int(state.head, 0, 0, MAX_LAYER)
+    metric = state.metric if state.metric in METRICS else DEFAULT_METRIC
+    try:
+        t = float(state.temperature)
+    except (TypeError, ValueError):
+        t = 1.0
+    t = t if math.isfinite(t) and T_MIN <= t <= T_MAX else 1.0
+    return replace(state, model=model, block=block, metric=metric, temperature=t,
+                   layer=_safe_int(state.layer, DEFAULT_LAYER, 0, MAX_LAYER), head=head,
+                   query=_safe_int(state.query, None, 0, 100_000),
+                   text=state.text if isinstance(state.text, str) else "",
+                   text_pair=state.text_pair if isinstance(state.text_pair, str) else None)
+
+
 def encode(state: ViewState) -> str:
-    """The query string ("?...") for a view, at most MAX_QUERY_CHARS long (texts cut if needed)."""
+    """The query string ("?...") for a view, at most MAX_QUERY_CHARS long (texts cut if needed).
+
+    Terminates on any input: the fields other than the texts are bounded first (`_encodable`),
+    and each round of the loop shortens a text by at least one character or, with both texts
+    empty, stops."""
+    state = _encodable(state)
     full_text, full_pair = (state.text or "").replace("\x00", ""), (state.text_pair or "").replace("\x00", "") or None
-    text, pair = full_text, full_pair
-    out = _query_string(state, text, pair)
-    while len(out) > MAX_QUERY_CHARS:
+    text, pair = full_text[:MAX_QUERY_CHARS], (full_pair or "")[:MAX_QUERY_CHARS] or None
+    out = _query_string(state, text, pair, cut=(text, pair) != (full_text, full_pair))
+    while len(out) > MAX_QUERY_CHARS and (text or pair):
         over = len(out) - MAX_QUERY_CHARS + 8  # + "&cut=1"
         if pair and len(pair) >= len(text):
             pair = pair[: max(0, len(pair) - max(1, over // 9))] or None  # %XX%XX%XX per char at worst

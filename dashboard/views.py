@@ -112,8 +112,10 @@ def parse_layer(value) -> int | None:
         return None
     if isinstance(value, int):
         return value if value >= 0 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str):  # ASCII digits only ("²".isdigit() is True), short (int() refuses 4,300+)
+        v = value.strip()
+        if 0 < len(v) <= 12 and v.isascii() and v.isdigit():
+            return int(v)
     return None
 
 

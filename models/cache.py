@@ -78,8 +78,10 @@ import json
 import logging
 import math
 import os
+import shutil
 import sqlite3
 import struct
+import tempfile
 import threading
 import time
 import zlib
@@ -136,6 +138,81 @@ def default_size_limit() -> int:
             pass
         log.warning("ATTN_CACHE_SIZE_MB=%r is not a positive number; using %d MB", raw, DEFAULT_SIZE_MB)
     return DEFAULT_SIZE_MB * 2**20
+
+
+MIN_FREE_BYTES = 64 * 2**20   # below this the cache reports itself degraded
+CLEAN_EVERY_PUTS = 64         # puts between two sweeps for partial files
+
+
+def secure_dir(path: str) -> None:
+    """Create `path` (and parents) readable by this user only (0700) and tighten it if it exists
+    and is ours: the cache holds every text anyone ran."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    try:
+        st = os.stat(path)
+        if st.st_uid == os.getuid() and (st.st_mode & 0o777) != 0o700:
+            os.chmod(path, 0o700)
+    except OSError as exc:
+        log.warning("cannot restrict %s to its owner: %s", path, _describe(exc))
+
+
+def capped_size_limit(directory: str, configured: int) -> int:
+    """The size limit actually used: `configured`, but no more than what the disk can hold, i.e.
+    what the cache already uses plus the free space minus a reserve (10% of the disk, at most
+    1 GiB), and at least 64 MiB. A 4 GiB default on a 2 GiB disk would otherwise never evict
+    before the disk is full."""
+    try:
+        usage = shutil.disk_usage(directory)
+    except OSError:
+        return configured
+    used = _dir_bytes(directory)
+    reserve = min(2**30, usage.total // 10)
+    room = max(64 * 2**20, used + usage.free - reserve)
+    if room < configured:
+        log.warning("cache size limit %d MiB capped to %d MiB by the free space of %s",
+                    configured // 2**20, room // 2**20, directory)
+    return int(min(configured, room))
+
+
+def _dir_bytes(directory: str) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(directory):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def clean_partial_files(cache: diskcache.Cache, min_age: float = 60.0) -> int:
+    """Delete value files no index row points at (a write cut by a full disk or a kill -9 leaves
+    them; diskcache never counts or evicts them). Only files older than `min_age` seconds: a
+    write in progress in another worker has its file but not yet its row. Returns the count."""
+    directory = cache.directory
+    try:
+        referenced = {row[0] for row in cache._sql("SELECT filename FROM Cache WHERE filename IS NOT NULL")}
+    except Exception as exc:
+        log.debug("run cache %s: cannot list files (%s)", directory, _describe(exc))
+        return 0
+    now, removed = time.time(), 0
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            if not name.endswith(".val"):
+                continue
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, directory)
+            if rel in referenced:
+                continue
+            try:
+                if now - os.lstat(full).st_mtime >= min_age:
+                    os.unlink(full)
+                    removed += 1
+            except OSError:
+                pass
+    if removed:
+        log.warning("run cache %s: removed %d partial file(s) no entry points at", directory, removed)
+    return removed
 
 
 # ---- keys ------------------------------------------------------------------------------------
@@ -442,9 +519,14 @@ class RunCache:
 
     def _open(self) -> None:
         try:
+            secure_dir(self.directory)
+            self.configured_size_limit = self.size_limit if not hasattr(self, "configured_size_limit") \
+                else self.configured_size_limit
+            self.size_limit = capped_size_limit(self.directory, self.configured_size_limit)
             cache = diskcache.Cache(self.directory, timeout=self.timeout, disk=_BytesOnlyDisk,
                                     size_limit=self.size_limit,
                                     eviction_policy="least-recently-stored")
+            self.partial_removed = getattr(self, "partial_removed", 0) + clean_partial_files(cache)
         except Exception as exc:  # OSError, sqlite3.Error, diskcache.Timeout, ...
             self._degrade(f"cannot open the cache directory ({_describe(exc)})", writes_only=False)
             return
@@ -501,13 +583,17 @@ class RunCache:
         if cache is None:
             return False
         try:
-            cache.set(key, blob)
+            cache.set(key, blob)  # diskcache evicts (culls) here when over size_limit
         except Exception as exc:  # OSError, sqlite3.Error: disk full, read-only, permission, broken db
             if _is_lock_timeout(exc):  # busy, not broken: skip this write only
                 log.warning("run cache %s: lock timeout writing %s; not stored", self.directory, key)
                 return False
+            self.partial_removed = getattr(self, "partial_removed", 0) + clean_partial_files(cache, min_age=0.0)
             self._degrade(f"write failed ({_describe(exc)})", writes_only=True)
             return False
+        self._puts = getattr(self, "_puts", 0) + 1
+        if self._puts % CLEAN_EVERY_PUTS == 0:  # with eviction: files no row points at go too
+            self.partial_removed = getattr(self, "partial_removed", 0) + clean_partial_files(cache)
         if not self._writable or self._reason is not None:
             self._recovered()
         return True
@@ -575,6 +661,39 @@ class RunCache:
                         "reason": f"cannot read the cache index ({_describe(exc)})", "entries": None}
         return {"directory": self.directory, "ok": self._reason is None, "reason": self._reason,
                 "entries": entries}
+
+    def shared_status(self) -> dict:
+        """status() from facts every worker sees alike (for /healthz: the same answer from every
+        worker): the index readable, the directory writable now, free space; plus sizes. This
+        process's own degraded flag is reported as "process_reason", not as the status."""
+        base = self.status()
+        out = {**base, "process_reason": base["reason"], "configured_size_limit": self.configured_size_limit,
+               "size_limit": self.size_limit, "partial_files_removed": getattr(self, "partial_removed", 0)}
+        try:
+            usage = shutil.disk_usage(self.directory)
+            out["free_bytes"] = int(usage.free)
+        except OSError as exc:
+            out.update(ok=False, reason=f"cannot stat the cache directory ({_describe(exc)})", free_bytes=None)
+            return out
+        cache = self._reader()
+        try:
+            out["volume_bytes"] = int(cache.volume()) if cache is not None else None
+        except Exception:
+            out["volume_bytes"] = None
+        problem = None
+        if base["entries"] is None:
+            problem = base["reason"] or "the cache index cannot be read"
+        elif usage.free < MIN_FREE_BYTES:
+            problem = f"less than {MIN_FREE_BYTES // 2**20} MiB free on the cache's disk"
+        else:
+            try:  # a write probe: the same answer in every worker
+                fd, probe = tempfile.mkstemp(prefix=".probe-", dir=self.directory)
+                os.close(fd)
+                os.unlink(probe)
+            except OSError as exc:
+                problem = f"the cache directory is not writable ({_describe(exc)})"
+        out.update(ok=problem is None, reason=problem)
+        return out
 
     def close(self) -> None:
         """Close this thread's SQLite connection (reopened on next use)."""

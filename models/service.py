@@ -12,6 +12,7 @@ waits for that write; `flush_writes()` waits for all of them (`clear_memory()` d
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -23,6 +24,23 @@ from models.run import SCHEMA_VERSION, AttentionRun
 from models.write_behind import WriteBehind
 
 MEMORY_RUNS = 6  # recent runs kept in memory per process
+DEFAULT_MAX_TEXT_CHARS = 20_000  # characters of a text kept before tokenising (env ATTN_MAX_TEXT_CHARS)
+
+
+def max_text_chars() -> int:
+    """The character cap applied to every text before it is tokenised (env ATTN_MAX_TEXT_CHARS,
+    default 20,000: far beyond the 512 tokens of a BERT-size model, so the model's own truncation
+    note still says where the text was cut)."""
+    try:
+        n = int(os.environ.get("ATTN_MAX_TEXT_CHARS", DEFAULT_MAX_TEXT_CHARS))
+    except ValueError:
+        n = DEFAULT_MAX_TEXT_CHARS
+    return max(1, n)
+
+
+def cap_text(text):
+    """A text cut to max_text_chars() (non-strings unchanged: the engine says what is wrong)."""
+    return text[:max_text_chars()] if isinstance(text, str) else text
 
 
 @dataclass(frozen=True)
@@ -40,8 +58,8 @@ class RunRequest:
             arr = np.asarray(head_mask, dtype=np.float32)
             if not np.all(arr == 1):  # an all-ones mask is the unpruned model
                 hm = tuple(tuple(float(x) for x in row) for row in arr)
-        pair = text_pair if (isinstance(text_pair, str) and text_pair.strip()) else None
-        return cls(model=model, text=text, text_pair=pair,
+        pair = cap_text(text_pair) if (isinstance(text_pair, str) and text_pair.strip()) else None
+        return cls(model=model, text=cap_text(text), text_pair=pair,
                    max_tokens=int(max_tokens) if max_tokens else None, head_mask=hm)
 
     def to_dict(self) -> dict:

@@ -4,7 +4,7 @@
 #   bash scripts/test.sh                      # whole suite
 #   bash scripts/test.sh tests/unit -k foo    # args go straight to pytest
 #
-# Idempotent: Debian chromium/chromium-driver/redis-server are apt-installed
+# Idempotent: Debian chromium/chromium-driver/redis-server/nginx-light are apt-installed
 # only when missing; .venv is created only when missing; pip runs only when
 # requirements*.txt changed (hash kept in .venv/requirements-dev.stamp).
 # Exits with pytest's code; "no tests collected" (5) counts as failure.
@@ -24,6 +24,9 @@ ensure_apt_packages() {
     fi
     if ! command -v redis-server >/dev/null 2>&1; then
         pkgs+=(redis-server)
+    fi
+    if [ ! -x /usr/sbin/nginx ]; then  # tests/server/test_nginx.py: the shipped deploy/nginx.conf
+        pkgs+=(nginx-light)
     fi
     [ "${#pkgs[@]}" -eq 0 ] && return 0
 

@@ -75,6 +75,27 @@ def warm_models() -> list[str]:
     return loaded
 
 
+WARM_UP_PATHS = ("/", "/_dash-layout", "/_dash-dependencies")
+
+
+def warm_up(wsgi_app, logger=None) -> bool:
+    """Serve the page, its layout and its callback map once in this process (Flask test client,
+    no socket) so Dash's per-app setup is done before the first real request. False (logged)
+    when a path did not answer 200: the worker still serves."""
+    ok = True
+    try:
+        client = wsgi_app.test_client()
+        for path in WARM_UP_PATHS:
+            code = client.get(path, environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code
+            if code != 200:
+                ok = False
+                (logger or log).warning("warm-up request %s answered %s", path, code)
+    except Exception as exc:  # never stop a worker for it
+        (logger or log).warning("warm-up failed: %s: %s", type(exc).__name__, exc)
+        return False
+    return ok
+
+
 def torch_threads_per_worker(workers: int, cores: int | None = None) -> int:
     """Intra-op threads for each worker so that all workers together use about one thread per core."""
     if cores is None:
@@ -87,15 +108,21 @@ def attach(app) -> None:
 
     * GET /healthz (serving.health),
     * 400 for malformed callback requests and a body size limit (serving.guard),
+    * the secret key (from env / file, generated 0600) and security headers (serving.security),
     * with a Redis URL configured: runs shared through Redis (serving.redis_backend.install).
 
     The background-callback manager is passed when the app is created:
     `Dash(..., background_callback_manager=serving.redis_backend.background_manager())`.
     """
     from serving.guard import register_request_guard
+    from serving.jobs import register_session_cookie
     from serving.health import register_health
     from serving.redis_backend import install
+    from serving.security import register_headers, secret_key
 
     install()
+    app.server.secret_key = secret_key()  # signs job handles; never kept in the callback store
     register_health(app.server)
     register_request_guard(app)
+    register_headers(app)
+    register_session_cookie(app.server)

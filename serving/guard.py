@@ -12,10 +12,12 @@ model names and the like with a message in the page).
 from __future__ import annotations
 
 import json
+import re
 
 from flask import Response, request
 
 MAX_BODY_BYTES = 8 * 2**20  # 8 MiB: a 50,000-character text is ~0.3 MB of JSON at worst
+MAX_DEPTH = 40  # nesting of a request body; the page's deepest (a figure in a store) is ~12
 
 
 class BadCallbackRequest(ValueError):
@@ -33,6 +35,63 @@ def _check_dep(item, where: str) -> None:
         raise BadCallbackRequest(f"{where} items need an id and a property")
     if not isinstance(item["id"], (str, dict)):
         raise BadCallbackRequest(f"{where} ids must be strings or objects")
+
+
+def depth_within(obj, limit: int = MAX_DEPTH) -> bool:
+    """True when `obj` (parsed JSON) nests at most `limit` levels; iterative (no RecursionError)."""
+    stack = [(obj, 1)]
+    while stack:
+        node, d = stack.pop()
+        if d > limit:
+            return False
+        if isinstance(node, dict):
+            stack.extend((v, d + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, d + 1) for v in node)
+    return True
+
+
+_DUPLICATE_RE = re.compile(r"@[0-9a-f]{32,64}$")  # allow_duplicate outputs: "a.figure@<hash>"
+
+
+def _output_parts(output: str) -> list[str]:
+    """'..a.children...b.figure@<hash>..' -> ['a.children', 'b.figure']; 'a.children' -> ['a.children']."""
+    parts = output[2:-2].split("...") if output.startswith("..") and output.endswith("..") else [output]
+    return [_DUPLICATE_RE.sub("", p) for p in parts]
+
+
+def _dep_key(item: dict) -> str:
+    cid = item["id"]
+    if isinstance(cid, dict):
+        cid = json.dumps(cid, sort_keys=True, separators=(",", ":"))
+    return f"{cid}.{item['property']}"
+
+
+def _check_outputs(output: str, outputs, cb: dict) -> None:
+    """The "outputs" of a request name the outputs of the callback its "output" string names.
+
+    Dash builds the response from "outputs"; an id or property that is not the callback's (or
+    a different count) fails deep inside Dash with a 500. Pattern-matching outputs (dict ids with
+    wildcards) are checked by property and count of groups only."""
+    if cb.get("no_output"):
+        return
+    parts = _output_parts(output)
+    items = outputs if isinstance(outputs, list) else [outputs]
+    if len(items) != len(parts):
+        raise BadCallbackRequest(f"this callback has {len(parts)} outputs")
+    for part, item in zip(parts, items):
+        if isinstance(item, list):  # ALL / MATCH: a list of concrete outputs
+            prop = part.rsplit(".", 1)[-1]
+            if not part.startswith("{") or any(_DUPLICATE_RE.sub("", str(sub.get("property"))) != prop
+                                               for sub in item):
+                raise BadCallbackRequest("an output does not match the callback")
+            continue
+        if part.startswith("{") and isinstance(item.get("id"), dict):
+            if part.rsplit(".", 1)[-1] != _DUPLICATE_RE.sub("", str(item.get("property"))):
+                raise BadCallbackRequest("an output does not match the callback")
+            continue
+        if _DUPLICATE_RE.sub("", _dep_key(item)) != part:
+            raise BadCallbackRequest("an output does not match the callback")
 
 
 def check_body(body, callback_map: dict) -> None:
@@ -62,6 +121,8 @@ def check_body(body, callback_map: dict) -> None:
         raise BadCallbackRequest('"outputs" must be an object or a list')
     for item in outputs if isinstance(outputs, list) else [outputs]:
         _check_dep(item, "outputs")
+    if outputs not in ([], {}):  # an empty "outputs" is the legacy renderer form (Dash handles it)
+        _check_outputs(output, outputs, cb)
     changed = body.get("changedPropIds", [])
     if not isinstance(changed, list) or not all(isinstance(x, str) for x in changed):
         raise BadCallbackRequest('"changedPropIds" must be a list of strings')
@@ -90,6 +151,10 @@ def register_request_guard(app) -> None:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             return _bad("the body is not valid JSON")
+        except RecursionError:
+            return _bad("the body nests too deeply")
+        if not depth_within(body):
+            return _bad(f"the body nests more than {MAX_DEPTH} levels")
         try:
             from dash._callback import GLOBAL_CALLBACK_MAP  # @dash.callback ones not merged yet
 

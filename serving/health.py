@@ -13,6 +13,10 @@ Response (JSON):
      "version": "0.1.0+g<commit>",
      "pid": worker process id}
 
+Callers on loopback (not through a proxy, which adds X-Forwarded-For) see all of it; others
+see only status, model_loaded and version, unless ATTN_HEALTH_DETAILS=1. The cache part is the
+state every worker shares (RunCache.shared_status), so workers answer alike.
+
 HTTP 200 for "ok" and "degraded" (the cache is unusable: runs are computed without it, the page
 works), 503 for "unavailable" (the default model is not loaded in this worker). The check
 never loads a model or computes a run, so it is cheap enough for a load balancer to poll.
@@ -25,6 +29,7 @@ import sys
 from flask import Flask, jsonify
 
 from serving import version
+from serving.security import is_local_request
 
 
 def cache_status() -> dict:
@@ -36,7 +41,9 @@ def cache_status() -> dict:
             return redis_backend.run_store().status()
         from models import cache
 
-        status = dict(cache.default_cache().status())
+        store = cache.default_cache()
+        # the shared state (the same from every worker), not this worker's own degraded flag
+        status = dict(store.shared_status() if hasattr(store, "shared_status") else store.status())
         status.setdefault("backend", "diskcache")
         return status
     except Exception as exc:  # a health check reports, it does not raise
@@ -78,11 +85,27 @@ def health() -> tuple[dict, int]:
     return body, (503 if status == "unavailable" else 200)
 
 
+PUBLIC_KEYS = ("status", "model_loaded", "version")
+
+
+def details_allowed() -> bool:
+    """env ATTN_HEALTH_DETAILS=1: every caller sees the details (paths, pids, models)."""
+    return os.environ.get("ATTN_HEALTH_DETAILS", "0") in ("1", "true", "yes")
+
+
+def public_view(body: dict) -> dict:
+    """What a caller that is not on loopback (or came through a proxy) sees: no paths, pids,
+    model list or error texts."""
+    return {k: body[k] for k in PUBLIC_KEYS if k in body}
+
+
 def register_health(server: Flask, path: str = "/healthz") -> None:
     """Add GET `path` to the Flask server behind the Dash app."""
 
     def healthz():
         body, code = health()
+        if not (details_allowed() or is_local_request()):
+            body = public_view(body)
         resp = jsonify(body)
         resp.status_code = code
         resp.headers["Cache-Control"] = "no-store"

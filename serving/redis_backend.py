@@ -13,7 +13,8 @@
 
 One machine (default): gunicorn workers share one directory: runs in <cache dir> (RunCache),
 background-callback results in <cache dir>/callbacks (a diskcache that stores JSON, never
-pickle). A background callback runs in a process forked from the web worker.
+pickle). A background callback runs in a child of a forkserver (serving.jobs: no web sockets,
+capped per session and per machine).
 
 Several machines: set ATTN_REDIS_URL (e.g. redis://cache-host:6379/0) for every web server and
 every Celery worker. Background callbacks are queued on Redis and run by Celery workers (each
@@ -167,9 +168,9 @@ def background_manager(cache_dir: str | None = None):
 
         log.info("background callbacks run on Celery workers via %s", _redact(redis_url()))
         return CeleryManager(celery_app)
-    from dash import DiskcacheManager
+    from serving.jobs import JobManager
 
-    return DiskcacheManager(callback_cache(cache_dir))
+    return JobManager(callback_cache(cache_dir))  # jobs in forkserver children, capped
 
 
 # ---- run store on Redis ---------------------------------------------------------------------

@@ -45,18 +45,22 @@ def _wait_port(port: int, timeout: float) -> bool:
 
 @pytest.fixture
 def redis_url(tmp_path):
-    """A real redis-server (Debian package) on a free loopback port, no persistence."""
+    """A real redis-server (Debian package) on a free loopback port, no persistence, with a
+    password (requirepass) that the URL carries, as README's Deploy section shows."""
     if not os.access(REDIS_SERVER, os.X_OK):
         pytest.fail("redis-server is missing: apt-get install redis-server (scripts/test.sh does it)",
                     pytrace=False)
+    import secrets
+
     port = free_port()
+    password = secrets.token_hex(16)
     proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no", "--dir", str(tmp_path),
-                             "--protected-mode", "yes"],
+                             "--protected-mode", "yes", "--requirepass", password],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         assert _wait_port(port, 10), "redis-server did not start"
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://:{password}@127.0.0.1:{port}/0"
     finally:
         proc.terminate()
         try:

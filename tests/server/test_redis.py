@@ -183,3 +183,16 @@ def test_background_job_runs_on_a_celery_worker_through_redis(redis_url, celery_
     assert len(meta["blocks"][0]["layers"]) == 6 and "block0.L5.k" in arrays
     # nothing of this run was written to the web server's disk cache
     assert not list((tmp_path / "celery-cache").glob("**/*.val"))
+
+
+def test_redis_needs_the_password_and_it_is_never_shown(redis_url):
+    """Redis runs with a password (requirepass); the URL carries it; status and logs redact it."""
+    import redis as redis_lib
+
+    password = redis_url.split("//:", 1)[1].split("@", 1)[0]
+    without = redis_url.replace(f":{password}@", "")
+    with pytest.raises(redis_lib.AuthenticationError):
+        redis_lib.Redis.from_url(without).ping()
+    store = redis_backend.RedisRunCache(redis_url)
+    status = store.status()
+    assert status["ok"] is True and password not in str(status) and "***" in status["directory"]

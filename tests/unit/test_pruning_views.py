@@ -54,7 +54,36 @@ def runs():
     return base, pruned, mask
 
 
+@pytest.fixture(autouse=True)
+def _shape_from_summary(monkeypatch):
+    """These stores name no real run: the shape the server would read from the run is taken from
+    the test's summary (pv.main_block_shape; test_run_info_shape_comes_from_the_server checks it)."""
+    def shape(request):
+        b = _SHAPES[id(request)]
+        return b["name"], b["layers"], b["heads"]
+    monkeypatch.setattr(pv, "main_block_shape", lambda r: shape(r) if id(r) in _SHAPES else _real_shape(r))
+
+
+_SHAPES: dict = {}
+_real_shape = pv.main_block_shape
+
+
 def _store(layers=2, heads=3, model="toy") -> dict:
+    store = _store_dict(layers, heads, model)
+    _SHAPES[id(store["request"])] = store["summary"]["blocks"][0]
+    return store
+
+
+def test_run_info_shape_comes_from_the_server():
+    """A store that claims 4 million layers (finding 3: the browser decided the allocation) gets
+    the shape of the real run on the server."""
+    store = _store_dict(4_000_000, 4_000_000, "all-MiniLM-L6-v2")
+    info = pv.run_info(store)
+    assert info.shape == (6, 12) and info.block == "self"
+    assert len(pv.mask_action("clear", store, None)) == 6
+
+
+def _store_dict(layers=2, heads=3, model="toy") -> dict:
     return {"request": {"model": model, "text": "the cat", "text_pair": None, "max_tokens": None, "head_mask": None},
             "summary": {"blocks": [{"name": "self", "kind": "self", "layers": layers, "heads": heads}]}}
 
