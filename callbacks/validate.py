@@ -231,6 +231,20 @@ SANITIZERS: dict[tuple[str, str], Callable[[Any], Any]] = {
 }
 
 
+def _research_stores() -> None:
+    """The research panels' result stores (issue 13) hold objects the server wrote."""
+    try:
+        from dashboard import research_ids as R
+    except ImportError:  # a checkout without the research panels
+        return
+    for name in ("STUDY", "PROFILE"):
+        if hasattr(R, name):
+            SANITIZERS[(getattr(R, name), "data")] = dict_or_none
+
+
+_research_stores()
+
+
 def sanitize(cid: str, prop: str, value: Any) -> Any:
     """The value a callback body gets for `cid.prop`: bounded (InvalidInput), then coerced."""
     fn = SANITIZERS.get((cid, prop)) or SANITIZERS.get(("*", prop))
