@@ -160,9 +160,10 @@ def _register_profile(app) -> None:
     def extremes(_clicks, profile):
         trig = ctx.triggered_id
         click = ctx.triggered[0]["value"] if ctx.triggered else None
-        if not isinstance(trig, dict) or not click or not click.get("points"):
-            raise PreventUpdate
-        pt = click["points"][0]
+        points = click.get("points") if isinstance(click, dict) else None
+        if not isinstance(trig, dict) or not isinstance(points, list) or not points or not isinstance(points[0], dict):
+            raise PreventUpdate  # nothing clicked, or not the shape of a Plotly click (from the browser)
+        pt = points[0]
         title, rows = rpr.extreme_rows(profile, trig.get("measure"), pt.get("y"), pt.get("x"))
         return panel.extreme_list(title, rows)
 

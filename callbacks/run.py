@@ -32,7 +32,7 @@ def register(app) -> None:
         previous = None if from_url or not previous else previous["request"]
         request = service.RunRequest.create(model, text, pair)
         out = panels.run_outputs(request.to_dict(), service.get_run(request), layer, head, block, query, previous,
-                                 from_url=from_url)
+                                 from_url=from_url, prune=pending.get("prune") if from_url else None)
         problems = pending.get("problems") if from_url else None  # e.g. an unknown model in the link
         # what verification on load found / which features are off for this model
         message = " ".join(filter(None, [problems, *loader.get_loaded(request.model).notes]))

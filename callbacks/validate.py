@@ -163,6 +163,7 @@ def url_loaded(v):
     problems = v.get("problems")
     return {"layer": short_str(v.get("layer"), 12), "head": short_str(v.get("head"), 12),
             "block": short_str(v.get("block"), 40), "query": small_int(v.get("query")),
+            "prune": short_str(v.get("prune"), 1100),
             "problems": problems if isinstance(problems, str) and len(problems) <= 2000 else ""}
 
 

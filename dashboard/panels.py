@@ -104,7 +104,7 @@ def block_controls_of(run: AttentionRun) -> dict:
 
 # ---- run --------------------------------------------------------------------------------------
 def run_outputs(request: dict, run: AttentionRun, layer, head, block, query, previous: dict | None = None,
-                from_url: bool = False) -> dict:
+                from_url: bool = False, prune: str | None = None) -> dict:
     """Everything the run callback writes after a successful run.
 
     Keeps the user's layer / head / block where they exist in the new run, and the inspected
@@ -124,6 +124,9 @@ def run_outputs(request: dict, run: AttentionRun, layer, head, block, query, pre
     summary = run.summary()
     trunc = truncation_message(run.truncations)
     selection = {"layer": str(layer), "head": str(head), "block": choice, "from_url": bool(from_url)}
+    mask = urlstate.mask_from_param(prune) if from_url else None
+    if mask is not None and (len(mask), len(mask[0])) == (run.main.n_layers, run.main.n_heads):
+        selection["prune"] = mask  # the link's pruning mask, for this run's shape (pruning card)
     return {
         "store": {"request": request, "summary": summary, "key": view_key(run), "selection": selection,
                   "controls": block_controls_of(run),
@@ -491,12 +494,16 @@ def inspector_panel(run: AttentionRun, block, layer, head, query, slider) -> dic
 
 
 # ---- URL ----------------------------------------------------------------------------------------
-def url_search(store: dict | None, layer, head, block, metric, slider, query) -> str | None:
-    """The query string for what the page shows, or None before the first run."""
+def url_search(store: dict | None, layer, head, block, metric, slider, query, color=None, adapt=True,
+               mask=None) -> str | None:
+    """The query string for what the page shows, or None before the first run (colour scale,
+    adapted colours and the pruning mask of the pruning card included)."""
     if not store or "request" not in store:
         return None
     req = store["request"]
     return urlstate.encode(urlstate.ViewState(
+        color=color if color in urlstate.COLORS else urlstate.DEFAULT_COLOR, adapt=adapt is not False,
+        prune=urlstate.mask_param(mask) if isinstance(mask, list) else None,
         model=req["model"], text=req["text"], text_pair=req.get("text_pair"),
         layer=parse_layer(layer) if parse_layer(layer) is not None else urlstate.DEFAULT_LAYER,
         head=MEAN if head == MEAN else (parse_layer(head) if parse_layer(head) is not None else 0),
@@ -508,6 +515,6 @@ def from_url(search: str | None, model_names: list[str]) -> dict:
     """Control values + the pending view (applied by the run callback) for a query string."""
     s = urlstate.decode(search, model_names)
     return {"model": s.model, "text": s.text, "text_pair": s.text_pair or "", "metric": s.metric,
-            "slider": slider_from_temperature(s.temperature),
+            "slider": slider_from_temperature(s.temperature), "color": s.color, "adapt": s.adapt,
             "pending": {"layer": str(s.layer), "head": str(s.head), "block": s.block, "query": s.query,
-                        "problems": " ".join(s.problems)}}
+                        "prune": s.prune, "problems": " ".join(s.problems)}}

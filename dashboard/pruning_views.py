@@ -225,6 +225,9 @@ def mask_action(action: str, store: dict | None, mask_data, k=None, x=None, impo
     nothing pruned), "least-important" (k), "entropy-above" (x bits, this text), "clear"."""
     info = run_info(store)
     if action == "run":
+        selection = (store or {}).get("selection") or {}
+        if selection.get("from_url") and selection.get("prune") is not None:  # a link's pruning mask
+            return mask_to_store(coerce_mask(selection["prune"], info.shape))
         return mask_to_store(coerce_mask(mask_data, info.shape))
     if action == "clear":
         return mask_to_store(pruning.full_mask(*info.shape))

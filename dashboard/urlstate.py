@@ -32,6 +32,10 @@ MAX_TEXT_CHARS = MAX_QUERY_CHARS  # per text read from a URL (encode never write
 CUT_NOTE = ("The link held only the beginning of the text (links are limited to {n} characters): "
             "paste the full text to run all of it.")
 MAX_LAYER = 1000
+DEFAULT_COLOR = "accent"
+COLORS = ("accent", "mono", "viridis", "cividis")  # keep in step with dashboard.figures.COLOR_SCALES
+MAX_MASK_HEADS = 4096  # a link names a pruning mask of at most this many heads (1,024 hex digits)
+_PRUNE_RE = re.compile(r"^([0-9]{1,3})x([0-9]{1,3}):([0-9a-f]{1,1024})$")
 MAX_BLOCK_CHARS = 40
 T_MIN, T_MAX = 0.25, 4.0
 _BLOCK_RE = re.compile(r"^[A-Za-z0-9_-]+(:[AB]{2})?$")
@@ -48,6 +52,9 @@ class ViewState:
     metric: str = DEFAULT_METRIC
     temperature: float = 1.0
     query: int | None = DEFAULT_QUERY  # the token shown in the inspector (a query position)
+    color: str = DEFAULT_COLOR         # colour scale (dashboard.figures.COLOR_SCALES)
+    adapt: bool = True                 # colour range adapts on long texts (the switch)
+    prune: str | None = None           # pruned heads of the main block, "LxH:hex" (mask_param)
     problems: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -108,10 +115,51 @@ def decode(search: str | None, model_names: list[str] | tuple[str, ...] = (DEFAU
         metric = DEFAULT_METRIC
     default_query = DEFAULT_QUERY if text == DEFAULT_TEXT and not pair else None
     query = _int(q.get("q"), -1, 0, 100_000) if "q" in q else default_query
+    color = q.get("color", DEFAULT_COLOR)
+    prune = q.get("prune")
+    if prune is not None and mask_from_param(prune) is None:
+        problems.append("The link's pruning mask was not readable; no heads are pruned.")
+        prune = None
     return ViewState(model=model, text=text, text_pair=pair, query=None if query == -1 else query,
+                     color=color if color in COLORS else DEFAULT_COLOR, adapt=q.get("adapt") != "0", prune=prune,
                      layer=_int(q.get("layer"), DEFAULT_LAYER, 0, MAX_LAYER),
                      head=_head(q.get("head"), DEFAULT_HEAD), block=block, metric=metric,
                      temperature=_float(q.get("t"), 1.0, T_MIN, T_MAX), problems=tuple(problems))
+
+
+def mask_param(mask) -> str | None:
+    """A head mask [L][H] of 0/1 (0 = pruned) as "LxH:hex" (bit i = head i in row-major order is
+    pruned), None when nothing is pruned or the mask is not a small rectangular 0/1 grid."""
+    try:
+        rows = [[float(x) for x in row] for row in mask]
+    except (TypeError, ValueError):
+        return None
+    if not rows or any(len(r) != len(rows[0]) for r in rows) or not rows[0]:
+        return None
+    L, H = len(rows), len(rows[0])
+    if L > 999 or H > 999 or L * H > MAX_MASK_HEADS:
+        return None
+    bits = [1 if x == 0 else 0 for r in rows for x in r]
+    if not any(bits):
+        return None
+    n = 0
+    for i, b in enumerate(bits):
+        n |= b << i
+    return f"{L}x{H}:{n:0{(L * H + 3) // 4}x}"
+
+
+def mask_from_param(value: str | None) -> list[list[int]] | None:
+    """The mask store [L][H] (1 kept, 0 pruned) a `mask_param` string names; None when malformed."""
+    m = _PRUNE_RE.match(value) if isinstance(value, str) else None
+    if not m:
+        return None
+    L, H, digits = int(m.group(1)), int(m.group(2)), m.group(3)
+    if not (0 < L and 0 < H and L * H <= MAX_MASK_HEADS) or len(digits) != (L * H + 3) // 4:
+        return None
+    n = int(digits, 16)
+    if n >> (L * H):
+        return None
+    return [[0 if (n >> (layer * H + h)) & 1 else 1 for h in range(H)] for layer in range(L)]
 
 
 def _query_string(state: ViewState, text: str, pair: str | None, cut: bool = False) -> str:
@@ -128,6 +176,12 @@ def _query_string(state: ViewState, text: str, pair: str | None, cut: bool = Fal
         q["t"] = f"{state.temperature:g}"
     if state.query is not None:
         q["q"] = str(int(state.query))
+    if state.color != DEFAULT_COLOR:
+        q["color"] = state.color
+    if not state.adapt:
+        q["adapt"] = "0"
+    if state.prune:
+        q["prune"] = state.prune
     if cut:
         q["cut"] = "1"
     return "?" + urlencode(q)
@@ -165,7 +219,10 @@ def _encodable(state: ViewState) -> ViewState:
     except (TypeError, ValueError):
         t = 1.0
     t = t if math.isfinite(t) and T_MIN <= t <= T_MAX else 1.0
-    return replace(state, model=model, block=block, metric=metric, temperature=t,
+    color = state.color if state.color in COLORS else DEFAULT_COLOR
+    prune = state.prune if mask_from_param(state.prune) is not None else None
+    return replace(state, model=model, block=block, metric=metric, temperature=t, color=color,
+                   adapt=state.adapt is not False, prune=prune,
                    layer=_safe_int(state.layer, DEFAULT_LAYER, 0, MAX_LAYER), head=head,
                    query=_safe_int(state.query, None, 0, 100_000),
                    text=state.text if isinstance(state.text, str) else "",

@@ -77,3 +77,28 @@ def test_importance_downloads_name_their_data(page):
     assert data["meta"]["model"] == DEFAULT_MODEL and data["result"]["n_examples"] == 4
     np.testing.assert_allclose(np.array(data["result"]["scores"]), expected, atol=1e-3)
     no_console_errors(page)
+
+
+def test_link_carries_colour_scale_adapt_and_pruning_mask(page):
+    """Issue 15: a shared link reproduces the colour scale, the adapted-colours switch and the
+    pruning card's mask; changing them rewrites the link."""
+    from dashboard import urlstate
+
+    mask = [[1] * 12 for _ in range(6)]
+    mask[0][1] = mask[5][11] = 0
+    prune = urlstate.mask_param(mask)
+    open_page(page, model=DEFAULT_MODEL, text=DEFAULT_TEXT, layer=3, head=1, color="viridis", adapt="0",
+              prune=prune)
+    wait_title(page, "Layer 3 · head 1 · self")
+    assert page.find_element(f"#{ids.COLOR_SCALE}").get_attribute("value") == "viridis"
+    assert page.find_element(f"#{ids.COLOR_STRETCH}").is_selected() is False
+    page.wait_for_text_to_equal(f"#{P.COUNT}", "2 of 72 heads pruned (3%)", timeout=30)
+    until(lambda: f"prune={prune.replace(':', '%3A')}" in page.driver.current_url, what="the mask in the link")
+    assert "color=viridis" in page.driver.current_url and "adapt=0" in page.driver.current_url
+    from tests.browser.helpers import select
+
+    select(page, ids.COLOR_SCALE, "cividis")
+    until(lambda: "color=cividis" in page.driver.current_url, what="the new colour scale in the link")
+    _click(page, P.CLEAR_BUTTON)
+    until(lambda: "prune=" not in page.driver.current_url, what="no mask in the link once cleared")
+    no_console_errors(page)

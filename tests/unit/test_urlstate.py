@@ -71,3 +71,21 @@ def test_encode_stays_under_the_server_request_line_limit():
 def test_encode_writes_only_non_defaults_beyond_model_text_layer_head():
     q = encode(ViewState(text="Hi", query=None))
     assert parse_qs(q[1:]) == {"model": [urlstate.DEFAULT_MODEL], "text": ["Hi"], "layer": ["3"], "head": ["1"]}
+
+
+def test_colour_scale_adapt_and_pruning_mask_round_trip():
+    """Issue 15: the colour scale, the adapted-colours switch and the pruning mask are in the link."""
+    mask = [[1] * 12 for _ in range(6)]
+    mask[0][1] = mask[5][11] = 0
+    p = urlstate.mask_param(mask)
+    assert p == "6x12:800000000000000002" and urlstate.mask_from_param(p) == mask
+    s = urlstate.encode(urlstate.ViewState(color="viridis", adapt=False, prune=p))
+    v = urlstate.decode(s)
+    assert (v.color, v.adapt, v.prune) == ("viridis", False, p)
+    plain = urlstate.decode(urlstate.encode(urlstate.ViewState()))
+    assert (plain.color, plain.adapt, plain.prune) == ("accent", True, None)
+    assert urlstate.mask_param([[1, 1], [1, 1]]) is None  # nothing pruned: not written
+    for bad in ("6x12:zz", "6x12:8", "0x0:0", "999x999:" + "f" * 10, "6x12:" + "f" * 19, None, 5):
+        assert urlstate.mask_from_param(bad) is None
+    v = urlstate.decode("?color=<script>&adapt=maybe&prune=6x12:xyz")
+    assert v.color == "accent" and v.adapt is True and v.prune is None and v.problems

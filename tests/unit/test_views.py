@@ -242,7 +242,8 @@ def test_url_round_trip_through_panels():
     back = panels.from_url(search, ["all-MiniLM-L6-v2"])
     assert (back["model"], back["text"], back["text_pair"], back["metric"], back["slider"]) == (
         "all-MiniLM-L6-v2", "Hi there", "B", "sink", -1.0)
-    assert back["pending"] == {"layer": "2", "head": "mean", "block": "self:AB", "query": 3, "problems": ""}
+    assert back["pending"] == {"layer": "2", "head": "mean", "block": "self:AB", "query": 3, "prune": None,
+                               "problems": ""}
     assert panels.url_search(None, "1", "1", None, "entropy", 0, None) is None
 
 
