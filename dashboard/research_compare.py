@@ -13,8 +13,8 @@ import plotly.graph_objects as go
 from dashboard import figures
 from dashboard.figures_extra import add_meta
 from dashboard.pruning_views import PanelError, run_info
+from dashboard.research_measures import compute_measures
 from dashboard.views import MEAN, parse_head, parse_layer
-from models import measures
 
 MAX_TEXT_CHARS = 5000
 
@@ -41,10 +41,7 @@ def _side(model: str, text: str, pair, max_tokens, layer, head):
     from models import loader
 
     loaded = loader.get_loaded(model)
-    try:
-        m = measures.compute(loaded, text, pair, max_tokens=max_tokens)
-    except NotImplementedError as exc:
-        raise PanelError(str(exc)) from None
+    m = compute_measures(model, text, pair, max_tokens)
     L, H = m.raw.shape[:2]
     lay = parse_layer(layer)
     lay = 0 if lay is None else min(lay, L - 1)

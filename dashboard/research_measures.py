@@ -40,18 +40,22 @@ def _matrix(m: measures.Measures, measure: str, layer: int, head: int | None) ->
     return np.abs(mat) if measure == "grad-attention" else mat
 
 
-def measure_view(store: dict | None, measure, layer, head, color_scale="accent"):
-    """(figure, title, explain lines) for the run's text at the page's layer and head."""
+def compute_measures(model: str, text: str, pair, max_tokens) -> measures.Measures:
+    """models.measures.compute for a registry model; a family it cannot measure is a PanelError."""
     from models import loader
 
+    try:
+        return measures.compute(loader.get_loaded(model), text, pair, max_tokens=max_tokens)
+    except NotImplementedError as exc:
+        raise PanelError(str(exc)) from None
+
+
+def measure_view(store: dict | None, measure, layer, head, color_scale="accent"):
+    """(figure, title, explain lines) for the run's text at the page's layer and head."""
     info = run_info(store)
     measure = parse_measure(measure)
     r = info.request
-    loaded = loader.get_loaded(info.model)
-    try:
-        m = measures.compute(loaded, r["text"], r.get("text_pair"), max_tokens=r.get("max_tokens"))
-    except NotImplementedError as exc:
-        raise PanelError(str(exc)) from None
+    m = compute_measures(info.model, r["text"], r.get("text_pair"), r.get("max_tokens"))
     L, H = m.raw.shape[:2]
     lay = parse_layer(layer)
     lay = 0 if lay is None else min(lay, L - 1)
@@ -60,7 +64,9 @@ def measure_view(store: dict | None, measure, layer, head, color_scale="accent")
     mat = _matrix(m, measure, lay, hd)
     labels = list(m.tokens)
     zmax = None if measure == "raw" else "max"
-    causal = loaded.architecture == "decoder"
+    from models import loader
+
+    causal = loader.get_loaded(info.model).architecture == "decoder"
     fig = figures.heatmap(mat, labels, labels, color_scale=color_scale or "accent", zmax=zmax, causal=causal,
                           uirevision=f"measure-{measure}")
     fig.update_layout(margin=dict(l=8, r=8, t=8, b=8))
@@ -76,15 +82,9 @@ def model_view_figure(store: dict | None, layer, head):
     """(figure, note): dashboard.research_modelview of the run's raw weights (models.measures'
     forward pass of the main self-attention block), the page's head outlined."""
     from dashboard.research_modelview import model_view
-    from models import loader
-
     info = run_info(store)
     r = info.request
-    loaded = loader.get_loaded(info.model)
-    try:
-        m = measures.compute(loaded, r["text"], r.get("text_pair"), max_tokens=r.get("max_tokens"))
-    except NotImplementedError as exc:
-        raise PanelError(str(exc)) from None
+    m = compute_measures(info.model, r["text"], r.get("text_pair"), r.get("max_tokens"))
     L, H = m.raw.shape[:2]
     lay, hd = parse_layer(layer), parse_head(head)
     selected = (min(lay, L - 1), min(int(hd), H - 1)) if lay is not None and hd not in (None, MEAN) else None
