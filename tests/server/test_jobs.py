@@ -28,11 +28,13 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 TEXT = "The cat sat on the mat because it was tired."
 
 
-def start_job(client: DashClient, store: dict, n: int):
-    """POST the curves job as the renderer does; (cacheKey, job) handles."""
+def start_job(client: DashClient, store: dict, n: int, *, long: bool = False):
+    """POST the curves job as the renderer does; (cacheKey, job) handles. `long`: ablation plus 10
+    random orders (about 2.5x the work), so the job outlives the checks made while it runs."""
     cb = client.callback_for(f"{P.CURVES}.data")
-    values = {"run-store.data": store, f"{P.CURVES_BUTTON}.n_clicks": n, f"{P.ORDERS}.value": ["ablation"],
-              f"{P.SEEDS_INPUT}.value": 1}
+    values = {"run-store.data": store, f"{P.CURVES_BUTTON}.n_clicks": n,
+              f"{P.ORDERS}.value": ["ablation", "random"] if long else ["ablation"],
+              f"{P.SEEDS_INPUT}.value": 10 if long else 1}
     body = client.body(cb, values, [f"{P.CURVES_BUTTON}.n_clicks"])
     status, data = client.post(body, query={"endId": client.config().get("end_id")})
     assert status == 200 and "cacheKey" in data, (status, data)
@@ -96,7 +98,7 @@ def test_jobs_are_capped_hold_no_sockets_and_die_with_the_server(gunicorn_factor
     client = DashClient.http(srv.url)  # one browser session (its cookie)
     client.config()
     assert "attn_session" in client.session.cookies
-    body1, h1 = start_job(client, store, 1)
+    body1, h1 = start_job(client, store, 1, long=True)  # holds the one running slot while job 2 waits
     body2, h2 = start_job(client, store, 2)
     # a third job of the same session: refused with a message, nothing started
     body3, h3 = start_job(client, store, 3)
