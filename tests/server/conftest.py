@@ -32,6 +32,21 @@ def load_app():
     return importlib.import_module(TEST_APP.split(":")[0]).app
 
 
+GOOD_TEXT = "The cat sat on the mat because it was tired."
+
+
+def tab_with_a_run(app, cache_dir, monkeypatch, text: str = GOOD_TEXT):
+    """A scripted tab (serving.client.Session) of `app` that already shows a good run of `text`:
+    the view a hostile or malformed request must leave as it was."""
+    from serving.client import DashClient, Session
+
+    monkeypatch.setenv("ATTN_CACHE_DIR", str(cache_dir))
+    s = Session(DashClient.flask(app.server.test_client()))
+    s.change({"text-input.value": text, "run-button.n_clicks": 1}, trigger=["run-button.n_clicks"])
+    assert not s.errors and s.values["run-store.data"]["request"]["text"] == text
+    return s
+
+
 def _wait_port(port: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

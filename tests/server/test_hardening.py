@@ -19,9 +19,9 @@ import pytest
 from dashboard import pruning_ids as P
 from dashboard import pruning_views as pv
 from models import service
-from serving.client import DashClient, Session, response_value
+from serving.client import Session, response_value
 
-from .conftest import load_app
+from .conftest import load_app, tab_with_a_run
 
 GOOD = "The cat sat on the mat because it was tired."
 GENERIC = "Something went wrong"
@@ -34,11 +34,7 @@ def app():
 
 @pytest.fixture
 def tab(app, tmp_path, monkeypatch):
-    monkeypatch.setenv("ATTN_CACHE_DIR", str(tmp_path / "cache"))
-    s = Session(DashClient.flask(app.server.test_client()))
-    s.change({"text-input.value": GOOD, "run-button.n_clicks": 1}, trigger=["run-button.n_clicks"])
-    assert not s.errors and s.values["run-store.data"]["request"]["text"] == GOOD
-    return s
+    return tab_with_a_run(app, tmp_path / "cache", monkeypatch, GOOD)
 
 
 def bounded(fn, seconds: float = 20.0):

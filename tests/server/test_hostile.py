@@ -15,7 +15,7 @@ import pytest
 from models import registry
 from serving.client import DashClient, Session
 
-from .conftest import load_app
+from .conftest import load_app, tab_with_a_run
 
 GOOD = "The cat sat on the mat because it was tired."
 GENERIC = "Something went wrong"
@@ -36,11 +36,7 @@ def app():
 @pytest.fixture
 def tab(app, tmp_path, monkeypatch):
     """A tab that already shows a good run (the view to keep)."""
-    monkeypatch.setenv("ATTN_CACHE_DIR", str(tmp_path / "cache"))
-    s = Session(DashClient.flask(app.server.test_client()))
-    s.change({"text-input.value": GOOD, "run-button.n_clicks": 1}, trigger=["run-button.n_clicks"])
-    assert not s.errors and s.values["run-store.data"]["request"]["text"] == GOOD
-    return s
+    return tab_with_a_run(app, tmp_path / "cache", monkeypatch, GOOD)
 
 
 def _run(tab: Session, text=None, model=None) -> list:
