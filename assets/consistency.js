@@ -9,17 +9,30 @@
  *                                          lands: the values the controls hold NOW where the new run
  *                                          has them (a layer picked while the run computed is kept),
  *                                          a link's selection when the run came from a link
- *   gateGrid / gateOverview / gateInspector(payload, run, block, layer, head)
+ *   gateGrid / gateOverview / gateInspector(payload, layer, head, run, block)
  *                                       -> draw a payload only while it is what the page shows; an
- *                                          answer for an older run or selection is dropped
- *   current(view, run, block, layer, head) -> that test (heatmap.js uses it too)
+ *                                          answer for an older run or selection is dropped. A head
+ *                                          switch is drawn from what the payload holds, with no
+ *                                          request: the grids and the overview get the page's head
+ *                                          outlined (attn.lib.outline), the inspector payload holds
+ *                                          every head of the layer (dashboard/switch.py)
+ *   current(view, run, block, layer, head) -> that test (heatmap.js, textview.js use it too)
  *   badges(run, heatmap, grid, overview, inspector figures)
  *                                       -> per card "Showing the previous text “…” — updating" while
  *                                          the card's figure belongs to another run, else hidden
+ *   follow(layer, head, run)            -> [layer, head] for ids.FOLLOW_LAYER / FOLLOW_HEAD: the
+ *                                          server-drawn cards that depend on the head (pruning
+ *                                          comparison, research card; class ids.FOLLOWS_CLASS) get
+ *                                          a new run's selection at once, a later switch while one
+ *                                          of them is in view, otherwise when one scrolls into view
+ *                                          (IntersectionObserver)
+ *   writeUrl(search, layer, head)       -> the server's query string with the page's layer and head,
+ *                                          pushed to the browser's history (no request per switch)
  */
 (function () {
     "use strict";
-    var NU = function () { return window.dash_clientside.no_update; };
+    var attn = window.dash_clientside.attn;
+    var NU = attn.lib.NU;
     var HIDDEN = {display: "none"};
     var SHOWN = {display: "block"};
 
@@ -63,22 +76,36 @@
         return [c.layer_options, l, c.head_options, h, b];
     }
 
-    function gateGrid(payload, run, block, layer, head) {
-        if (!payload || !payload.figure || !current(payload.view, run, block, layer, head)) { return NU(); }
-        return payload.figure;
+    /* The payload's entry for the page's head: payload.heads lists what it holds (every head of
+       the layer and "mean"), or the payload is for one view only. */
+    function pick(payload, head, key, single) {
+        if (!payload.heads) { return payload[single]; }
+        var i = payload.heads.indexOf(head === null || head === undefined ? payload.heads[0] : String(head));
+        return i < 0 ? undefined : payload[key][i];
     }
 
-    function gateOverview(payload, run, block, layer) {
-        // the overview's head outline follows the head dropdown by a Patch: the head is not compared
+    function gateGrid(payload, layer, head, run, block) {
+        if (!payload || !payload.figure || !current(payload.view, run, block, null, null)) { return NU(); }
+        var fig = payload.figure;
+        if (payload.main_block) {  // the pruning grid: the main block's heads only
+            fig = {data: fig.data, layout: Object.assign({}, fig.layout, {
+                meta: Object.assign({}, fig.layout.meta || {}, {outline_block: payload.main_block})})};
+        }
+        return attn.lib.outline(fig, layer, head, block);
+    }
+
+    function gateOverview(payload, layer, head, run, block) {
         if (!payload || !payload.figure || !current(payload.view, run, block, layer, null)) { return [NU(), NU()]; }
-        return [payload.figure, payload.title];
+        return [attn.lib.outline(payload.figure, layer, head, block), payload.title];
     }
 
-    function gateInspector(payload, run, block, layer, head) {
-        if (!payload || !payload.figure || !current(payload.view, run, block, layer, head)) {
+    function gateInspector(payload, layer, head, run, block) {
+        if (!payload || !current(payload.view, run, block, layer, payload.heads ? null : head)) {
             return [NU(), NU(), NU()];
         }
-        return [payload.figure, payload.table, payload.title];
+        var fig = pick(payload, head, "figures", "figure");
+        if (!fig) { return [NU(), NU(), NU()]; }
+        return [fig, pick(payload, head, "tables", "table"), pick(payload, head, "titles", "title")];
     }
 
     function viewOf(figure) {
@@ -103,15 +130,60 @@
         return texts.concat(styles);
     }
 
-    /* The query string of the view -> the browser's address bar and history (no Dash prop). */
-    function writeUrl(search) {
-        if (typeof search !== "string" || search.charAt(0) !== "?" || search === window.location.search) { return; }
+    /* The server's query string of the view with the page's layer and head -> the browser's
+       address bar and history (no Dash prop). dashboard/urlstate.py always writes both fields. */
+    function writeUrl(search, layer, head) {
+        if (typeof search !== "string" || search.charAt(0) !== "?") { return; }
+        if (/^\d{1,6}$/.test(String(layer))) { search = search.replace(/([?&])layer=[^&]*/, "$1layer=" + layer); }
+        if (head === "mean" || /^\d{1,6}$/.test(String(head))) {
+            search = search.replace(/([?&])head=[^&]*/, "$1head=" + head);
+        }
+        if (search === window.location.search) { return; }
         window.history.pushState(null, "", window.location.pathname + search);
+    }
+
+    // ---- cards below the fold follow the selection while in view ------------------------------
+    var follower = {pending: null, observer: null, seen: [], key: null};
+
+    function inView(el) {
+        var r = el.getBoundingClientRect();
+        return r.bottom > 0 && r.top < (window.innerHeight || document.documentElement.clientHeight) &&
+            r.width > 0 && r.height > 0;
+    }
+
+    function watchCards() {
+        var cards = document.getElementsByClassName(attn.ids.FOLLOWS_CLASS);
+        if (!window.IntersectionObserver) { return cards; }
+        if (!follower.observer) {
+            follower.observer = new IntersectionObserver(function (entries) {
+                var shown = entries.some(function (e) { return e.isIntersecting; });
+                if (!shown || !follower.pending) { return; }
+                var p = follower.pending;
+                follower.pending = null;
+                window.dash_clientside.set_props(attn.ids.FOLLOW_LAYER, {data: p[0]});
+                window.dash_clientside.set_props(attn.ids.FOLLOW_HEAD, {data: p[1]});
+            });
+        }
+        for (var i = 0; i < cards.length; i++) {
+            if (follower.seen.indexOf(cards[i]) < 0) { follower.seen.push(cards[i]); follower.observer.observe(cards[i]); }
+        }
+        return cards;
+    }
+
+    function follow(layer, head, run) {
+        var cards = watchCards();
+        var key = run && run.key ? run.key : null;
+        var shown = !window.IntersectionObserver || key !== follower.key;  // a new run: always
+        follower.key = key;
+        for (var i = 0; i < cards.length && !shown; i++) { shown = inView(cards[i]); }
+        if (shown) { follower.pending = null; return [layer, head]; }
+        follower.pending = [layer, head];
+        return [NU(), NU()];
     }
 
     window.dash_clientside = window.dash_clientside || {};
     window.dash_clientside.view = {
-        writeUrl: writeUrl,
+        writeUrl: writeUrl, follow: follow,
         current: current, applyRun: applyRun, gateGrid: gateGrid, gateOverview: gateOverview,
         gateInspector: gateInspector, badges: badges
     };

@@ -17,7 +17,8 @@
  */
 (function () {
     "use strict";
-    var NU = function () { return window.dash_clientside.no_update; };
+    var attn = window.dash_clientside.attn;
+    var NU = attn.lib.NU;
     var STATS = ["tokens", "entropy", "max_weight", "most_attended", "sink"];
     var cache = {b64: null, codes: null};
 
@@ -131,8 +132,7 @@
         if (!relayout || !window.Plotly) { return; }
         var moved = Object.keys(relayout).some(function (k) { return /^[xy]axis\.(range|autorange)/.test(k); });
         if (!moved) { return; }
-        var el = document.getElementById("heatmap-graph");
-        var g = el && (el.classList.contains("js-plotly-plot") ? el : el.querySelector(".js-plotly-plot"));
+        var g = attn.lib.graphDiv(attn.ids.HEATMAP);
         if (!g || !g.layout || !g.layout.xaxis2 || !g._fullLayout) { return; }
         var fl = g._fullLayout;
         var x = visibleTicks(g.layout.xaxis.ticktext || [], fl.xaxis.range);

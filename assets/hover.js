@@ -7,7 +7,7 @@
  * every other shape, e.g. the sentence-pair boundary lines, is kept).
  *
  *   fromHeatmap(hoverData, figure)   heatmap cell  -> {layer, head, query, key}
- *   fromGrid(hoverData)              a head grid   -> {layer, head}   (any graph with class "head-grid")
+ *   fromGrid(hoverData)              a head grid   -> {layer, head}   (any graph with class ids.HEAD_GRID_CLASS)
  *   fromOverview(hoverData, figure)  small multiples of one layer -> {layer, head}
  *   apply(hover)                     -> [heatmap card hover title, aria-live text]; relayouts the heatmap,
  *                                       every ".head-grid" graph and the overview
@@ -18,45 +18,25 @@
  *
  * Query/key in the store are token positions in the block; the heatmap may show a slice
  * (sentence pair A->B ...): its layout.meta.query_offset / key_offset turn rows/columns into
- * positions. Keep the ids below in sync with dashboard/ids.py (tests/unit/test_ids.py checks).
+ * positions. Ids come from dashboard/ids.py (assets/attn-ids.js); the helpers shared with
+ * pruning.js and keyboard.js live in assets/attn-lib.js (window.dash_clientside.attn).
  */
 (function () {
     "use strict";
+    var attn = window.dash_clientside.attn;
+    var lib = attn.lib;
     var IDS = {
-        hover: "hover-store",
-        query: "query-store",
-        heatmap: "heatmap-graph",
-        container: "heatmap-container",
-        live: "heatmap-live",
-        grid: "grid-graph",
-        overview: "overview-graph"
+        hover: attn.ids.HOVER,
+        query: attn.ids.QUERY,
+        heatmap: attn.ids.HEATMAP,
+        container: attn.ids.HEATMAP_CONTAINER,
+        live: attn.ids.HEATMAP_LIVE,
+        grid: attn.ids.GRID,
+        overview: attn.ids.OVERVIEW
     };
-    var HEAD_GRID_SELECTOR = ".head-grid .js-plotly-plot";
-    var DIM = "rgba(255,255,255,0.62)";
-    var OUTLINE = "#e6007e";
-    var NU = function () { return window.dash_clientside.no_update; };
-
-    function gd(id) {
-        var el = document.getElementById(id);
-        if (!el) { return null; }
-        return el.classList.contains("js-plotly-plot") ? el : el.querySelector(".js-plotly-plot");
-    }
-
-    function meta(g) {
-        return (g && g.layout && g.layout.meta) || {};
-    }
-
-    function unescapeLabel(s) {
-        return String(s == null ? "" : s).replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
-    }
-
-    function point(data) {
-        return data && data.points && data.points.length ? data.points[0] : null;
-    }
-
-    function intOrNull(x) {
-        return (typeof x === "number" && isFinite(x)) ? Math.round(x) : null;
-    }
+    var HEAD_GRID_SELECTOR = "." + attn.ids.HEAD_GRID_CLASS + " .js-plotly-plot";
+    var NU = lib.NU, gd = lib.graphDiv, meta = lib.meta, point = lib.point, intOrNull = lib.intOrNull;
+    var unescapeLabel = lib.unescapeLabel, setHoverShapes = lib.setHoverShapes, crossShapes = lib.crossShapes;
 
     // ---- writers: hoverData -> hover store --------------------------------------------------
     function fromHeatmap(hoverData, figure) {
@@ -100,78 +80,13 @@
     }
 
     // ---- readers: apply the highlight on the DOM --------------------------------------------
-    function setHoverShapes(g, shapes) {
-        if (!g || !g.layout || !window.Plotly) { return; }
-        var key = JSON.stringify(shapes);
-        if (g._attnHoverKey === key) { return; }  // nothing changed: no relayout
-        var old = g.layout.shapes || [];
-        var hadHover = false;
-        var kept = [];
-        for (var i = 0; i < old.length; i++) {
-            if (old[i] && old[i].name === "hover") { hadHover = true; } else { kept.push(old[i]); }
-        }
-        if (!hadHover && !shapes.length) { g._attnHoverKey = key; return; }
-        g._attnHoverKey = key;
-        window.Plotly.relayout(g, {shapes: kept.concat(shapes)});
-    }
+    /* {row, col} shown in the heatmap for a hover store value, or null. */
+    function heatmapCell(hover, g) { return lib.heatmapCell(hover, g, false); }
 
     function rect(x0, x1, y0, y1, extra) {
-        var s = {type: "rect", name: "hover", xref: "x", yref: "y", x0: x0, x1: x1, y0: y0, y1: y1,
-                 layer: "above", line: {width: 0}, fillcolor: DIM};
+        var s = {type: "rect", name: "hover", xref: "x", yref: "y", x0: x0, x1: x1, y0: y0, y1: y1, layer: "above"};
         for (var k in extra) { if (Object.prototype.hasOwnProperty.call(extra, k)) { s[k] = extra[k]; } }
         return s;
-    }
-
-    /* Shapes that dim everything but row r and column c of a rows x cols heatmap. */
-    function crossShapes(r, c, rows, cols) {
-        var out = [];
-        var lo = -0.5, xr = cols - 0.5, yr = rows - 0.5;
-        var boxes = [];
-        if (r !== null && c !== null) {
-            boxes = [[lo, c - 0.5, lo, r - 0.5], [c + 0.5, xr, lo, r - 0.5],
-                     [lo, c - 0.5, r + 0.5, yr], [c + 0.5, xr, r + 0.5, yr]];
-        } else if (r !== null) {
-            boxes = [[lo, xr, lo, r - 0.5], [lo, xr, r + 0.5, yr]];
-        } else if (c !== null) {
-            boxes = [[lo, c - 0.5, lo, yr], [c + 0.5, xr, lo, yr]];
-        }
-        boxes.forEach(function (b) {
-            if (b[1] > b[0] && b[3] > b[2]) { out.push(rect(b[0], b[1], b[2], b[3], {})); }
-        });
-        var line = {color: OUTLINE, width: 1.5};
-        if (r !== null) { out.push(rect(lo, xr, r - 0.5, r + 0.5, {fillcolor: "rgba(0,0,0,0)", line: line})); }
-        if (c !== null) { out.push(rect(c - 0.5, c + 0.5, lo, yr, {fillcolor: "rgba(0,0,0,0)", line: line})); }
-        return out;
-    }
-
-    /* {row, col} shown in the heatmap for a hover store value, or null. */
-    function heatmapCell(hover, g) {
-        var m = meta(g);
-        if (!hover || m.kind !== "heatmap" || hover.query === null && hover.key === null) { return null; }
-        if (hover.source !== "heatmap" && hover.source !== "keyboard") { return null; }
-        var r, c;
-        if (m.pooled) {  // the overview cell whose block holds the position
-            r = hover.query === null ? null : blockOf(m.row_starts || [], hover.query);
-            c = hover.key === null ? null : blockOf(m.col_starts || [], hover.key);
-        } else {
-            r = hover.query === null ? null : hover.query - (m.query_offset || 0);
-            c = hover.key === null ? null : hover.key - (m.key_offset || 0);
-        }
-        if (r !== null && (r < 0 || r >= m.rows)) { r = null; }
-        if (c !== null && (c < 0 || c >= m.cols)) { c = null; }
-        if (r === null && c === null) { return null; }
-        return {row: r, col: c, rows: m.rows, cols: m.cols};
-    }
-
-    /* Index of the block (sorted first positions `starts`) holding position `pos`, or null. */
-    function blockOf(starts, pos) {
-        if (!starts.length || pos < starts[0]) { return null; }
-        var lo = 0, hi = starts.length - 1;
-        while (lo < hi) {
-            var mid = (lo + hi + 1) >> 1;
-            if (starts[mid] <= pos) { lo = mid; } else { hi = mid - 1; }
-        }
-        return lo;
     }
 
     function gridShapes(hover, g) {
@@ -250,12 +165,12 @@
         if (hm) {
             setHoverShapes(hm, cell ? crossShapes(cell.row, cell.col, cell.rows, cell.cols) : []);
         }
-        // every head grid on the page (the entropy grid, and any other graph with class "head-grid")
+        // every head grid on the page (the entropy grid, and any other graph with class ids.HEAD_GRID_CLASS)
         var grids = document.querySelectorAll(HEAD_GRID_SELECTOR);
         for (var i = 0; i < grids.length; i++) { setHoverShapes(grids[i], gridShapes(h, grids[i])); }
         var ov = gd(IDS.overview);
         if (ov) { setHoverShapes(ov, overviewShapes(h, ov)); }
-        window.attnHover = {hover: h, cell: cell};
+        attn.state.hover = {hover: h, cell: cell};
         var text = cellText(hm, cell);
         var container = document.getElementById(IDS.container);
         if (container && text) { container.setAttribute("aria-label", text); }

@@ -10,12 +10,17 @@
  *       inspector (a click: the inspector asks the server), Escape clears the highlight.
  *
  * The cell text ("Attention from query 3 (sat) to key 1 (cat): 0.51") is written by
- * hover.apply into the container's aria-label and the aria-live="polite" region.
+ * hover.apply into the container's aria-label and the aria-live="polite" region. Ids come from
+ * dashboard/ids.py (assets/attn-ids.js); the current cell from attn.state.hover (assets/attn-lib.js).
  */
 (function () {
     "use strict";
-    var TEXT_IDS = {"text-input": true, "text-pair-input": true};
-    var RUN = "run-button", CONTAINER = "heatmap-container", HOVER = "hover-store", QUERY = "query-store";
+    var attn = window.dash_clientside.attn;
+    var TEXT_IDS = {};
+    TEXT_IDS[attn.ids.TEXT] = true;
+    TEXT_IDS[attn.ids.TEXT_PAIR] = true;
+    var RUN = attn.ids.RUN_BUTTON, CONTAINER = attn.ids.HEATMAP_CONTAINER, HOVER = attn.ids.HOVER,
+        QUERY = attn.ids.QUERY;
 
     function onTextKey(e) {
         if (e.key !== "Enter" || e.shiftKey || e.isComposing || e.keyCode === 229) { return; }
@@ -27,9 +32,7 @@
     }
 
     function heatmapMeta() {
-        var h = window.dash_clientside && window.dash_clientside.hover;
-        var g = h ? h.graphDiv("heatmap-graph") : null;
-        var m = (g && g.layout && g.layout.meta) || {};
+        var m = attn.lib.meta(attn.lib.graphDiv(attn.ids.HEATMAP));
         return m.kind === "heatmap" ? m : null;
     }
 
@@ -42,7 +45,7 @@
     function onHeatmapKey(e) {
         var m = heatmapMeta();
         if (!m) { return; }
-        var state = window.attnHover || {};
+        var state = attn.state.hover || {};
         var cell = state.cell;
         var row = cell && cell.row !== null ? cell.row : 0;
         var col = cell && cell.col !== null ? cell.col : 0;
@@ -74,7 +77,7 @@
         var data = {layer: m.layer === undefined ? null : m.layer, head: m.head === undefined ? null : m.head,
                     query: row + (m.query_offset || 0), key: col + (m.key_offset || 0), source: "keyboard"};
         // remember the cell now: the next key may come before the store round trip has redrawn
-        window.attnHover = {hover: data, cell: {row: row, col: col, rows: m.rows, cols: m.cols}};
+        attn.state.hover = {hover: data, cell: {row: row, col: col, rows: m.rows, cols: m.cols}};
         setHover(data);
     }
 

@@ -3,7 +3,7 @@
  *
  *   Shift tracking: plotly's clickData carries no modifier keys, so capturing "pointerdown" /
  *   "mousedown" listeners on document write whether Shift was held at the last press into the
- *   browser-only store "pruning-shift-store" (dash_clientside.set_props, only when it changes).
+ *   browser-only store pruning_ids.SHIFT (dash_clientside.set_props, only when it changes).
  *   The press of a click always comes before plotly's click event, so the toggle callback
  *   reads the state of that very click, even when the key is released before Dash runs it
  *   (a keydown/keyup tracker loses exactly those quick shift-clicks).
@@ -17,28 +17,31 @@
  *   Keyboard: the choose-heads grid's box is focusable; arrow keys move a cursor (the page's
  *       hover store), Space/Enter toggles that head like a click, Shift+Space like a Shift+click.
  *
- *   Upload: the file input of "pruning-upload" is emptied after each choice, so the same file
+ *   Upload: the file input of pruning_ids.UPLOAD is emptied after each choice, so the same file
  *   (fixed after an error message) can be chosen again.
  *
  *   heatmaps(hover) -> no_update
  *       The page's hover store (assets/hover.js) drawn on the card's baseline and pruned
  *       heatmaps: the hovered query row / key column, when they show the hovered layer/head.
- *       Uses hover.js's exposed crossShapes and graphDiv; shapes named "hover" as hover.js does.
+ *       attn.lib's crossShapes / heatmapCell / setHoverShapes, as hover.js.
  *
- * Keep the ids in sync with dashboard/pruning_ids.py (JS_IDS; tests/unit/test_pruning_views.py).
+ * Ids come from dashboard/pruning_ids.py (assets/attn-ids.js); intOrNull, the hover shapes and
+ * the cell lookup are assets/attn-lib.js's (shared with hover.js).
  */
 (function () {
     "use strict";
+    var attn = window.dash_clientside.attn;
+    var PI = attn.pruningIds;
     var IDS = {
-        shift: "pruning-shift-store",
-        base: "pruning-base-heatmap",
-        pruned: "pruning-pruned-heatmap",
-        upload: "pruning-upload",
-        grid: "pruning-select-grid",
-        gridBox: "pruning-select-grid-box",
-        hover: "hover-store"
+        shift: PI.SHIFT,
+        base: PI.BASE_HEATMAP,
+        pruned: PI.PRUNED_HEATMAP,
+        upload: PI.UPLOAD,
+        grid: PI.SELECT_GRID,
+        gridBox: PI.SELECT_GRID_BOX,
+        hover: attn.ids.HOVER
     };
-    var NU = function () { return window.dash_clientside.no_update; };
+    var NU = attn.lib.NU;
     var shiftState = false;
 
     function setShift(value) {
@@ -63,9 +66,7 @@
         }
     }, true);
 
-    function intOrNull(x) {
-        return (typeof x === "number" && isFinite(x)) ? Math.round(x) : null;
-    }
+    var intOrNull = attn.lib.intOrNull;
 
     function ones(layers, heads) {
         var m = [];
@@ -125,41 +126,13 @@
     }
 
     // ---- the hover store on the card's two heatmaps ------------------------------------------
-    function setHoverShapes(g, shapes) {
-        if (!g || !g.layout || !window.Plotly) { return; }
-        var key = JSON.stringify(shapes);
-        if (g._pruningHoverKey === key) { return; }
-        var old = g.layout.shapes || [];
-        var kept = [], hadHover = false;
-        for (var i = 0; i < old.length; i++) {
-            if (old[i] && old[i].name === "hover") { hadHover = true; } else { kept.push(old[i]); }
-        }
-        g._pruningHoverKey = key;
-        if (!hadHover && !shapes.length) { return; }
-        window.Plotly.relayout(g, {shapes: kept.concat(shapes)});
-    }
-
-    function cellFor(hover, g) {
-        var m = (g && g.layout && g.layout.meta) || {};
-        if (!hover || m.kind !== "heatmap") { return null; }
-        if (hover.source !== "heatmap" && hover.source !== "keyboard") { return null; }
-        if (hover.layer !== m.layer || hover.head !== m.head) { return null; }
-        var r = (hover.query === null || hover.query === undefined) ? null : hover.query - (m.query_offset || 0);
-        var c = (hover.key === null || hover.key === undefined) ? null : hover.key - (m.key_offset || 0);
-        if (r !== null && (r < 0 || r >= m.rows)) { r = null; }
-        if (c !== null && (c < 0 || c >= m.cols)) { c = null; }
-        if (r === null && c === null) { return null; }
-        return {row: r, col: c, rows: m.rows, cols: m.cols};
-    }
-
     function heatmaps(hover) {
-        var hv = window.dash_clientside.hover;
-        if (!hv || !hv.graphDiv || !hv.crossShapes) { return NU(); }
+        var lib = attn.lib;
         [IDS.base, IDS.pruned].forEach(function (id) {
-            var g = hv.graphDiv(id);
+            var g = lib.graphDiv(id);
             if (!g) { return; }
-            var cell = cellFor(hover, g);
-            setHoverShapes(g, cell ? hv.crossShapes(cell.row, cell.col, cell.rows, cell.cols) : []);
+            var cell = lib.heatmapCell(hover, g, true);
+            lib.setHoverShapes(g, cell ? lib.crossShapes(cell.row, cell.col, cell.rows, cell.cols) : []);
         });
         return NU();
     }
@@ -171,9 +144,7 @@
     var cursor = null;
 
     function gridMeta() {
-        var hv = window.dash_clientside && window.dash_clientside.hover;
-        var g = hv && hv.graphDiv ? hv.graphDiv(IDS.grid) : null;
-        var m = (g && g.layout && g.layout.meta) || {};
+        var m = attn.lib.meta(attn.lib.graphDiv(IDS.grid));
         return m.kind === "head_grid" && m.layers && m.heads ? m : null;
     }
 
@@ -220,7 +191,7 @@
     window.dash_clientside = window.dash_clientside || {};
     /* Cancel of a background job: a visible "cancelled" state where the job's result is described. */
     function cancelled(n) {
-        if (!n) { return window.dash_clientside.no_update; }
+        if (!n) { return NU(); }
         return "Cancelled at " + new Date().toLocaleTimeString() + ": the job was stopped and nothing new was " +
             "computed; the last result (if any) is still shown.";
     }

@@ -6,6 +6,9 @@
  * first and below the last row) instead of shrinking the domain. After each redraw, a y range
  * that is wider than the matrix on both sides is set back to the matrix's rows; a zoom into the
  * matrix is left alone. Browser only: no request to the server.
+ *
+ * New graphs are found when they are added to the page (a MutationObserver on the document's
+ * element children; plotly's own SVG changes are skipped), never by polling.
  */
 (function () {
     "use strict";
@@ -35,5 +38,25 @@
         }
     }
 
-    window.setInterval(hook, 400);
+    var SVG = "http://www.w3.org/2000/svg";
+
+    function addsGraph(mutations) {
+        for (var i = 0; i < mutations.length; i++) {
+            var added = mutations[i].addedNodes;
+            for (var j = 0; j < added.length; j++) {
+                var n = added[j];
+                if (n.nodeType === 1 && n.namespaceURI !== SVG) { return true; }
+            }
+        }
+        return false;
+    }
+
+    function start() {
+        hook();
+        new MutationObserver(function (mutations) {
+            if (addsGraph(mutations)) { hook(); }
+        }).observe(document.body, {childList: true, subtree: true});
+    }
+
+    if (document.body) { start(); } else { document.addEventListener("DOMContentLoaded", start); }
 }());

@@ -146,7 +146,7 @@ def hover(url: str, tokens: int = 128, cells: int = 100) -> dict:
                 "return [fl.xaxis.l2p(arguments[1]), fl.yaxis.l2p(arguments[0])];", r, c)
             ActionChains(driver).move_to_element_with_offset(drag, int(round(px)), int(round(py))).perform()
             try:
-                _wait(driver, "const h = window.attnHover; return !!(h && h.cell && h.cell.row === arguments[0]"
+                _wait(driver, "const h = window.dash_clientside.attn.state.hover; return !!(h && h.cell && h.cell.row === arguments[0]"
                               " && h.cell.col === arguments[1]);", 2.0, r, c)
                 hit += 1
             except TimeoutError:

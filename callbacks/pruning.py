@@ -117,17 +117,23 @@ def _register_mask(app) -> None:
             raise PreventUpdate  # same shape: the mask stays for the new text
         return new, None
 
+    # the grid does not depend on the shown layer / head: the browser outlines that head on it
+    # (assets/consistency.js gateGrid), so a head or layer switch asks nothing here
     @app.callback(
-        Output(P.SELECT_GRID, "figure"), Output(P.SELECT_NOTE, "children"), Output(P.COUNT, "children"),
+        Output(P.SELECT_PAYLOAD, "data"), Output(P.SELECT_NOTE, "children"), Output(P.COUNT, "children"),
         Input(P.MASK, "data"), Input(ids.RUN, "data"), Input(P.IMPORTANCE, "data"), Input(P.SELECT_COLOR, "value"),
-        Input(ids.LAYER, "value"), Input(ids.HEAD, "value"), Input(ids.BLOCK, "value"),
     )
     @guarded("drawing the heads to prune")
-    def selection(mask, store, importance, color, layer, head, block):
+    def selection(mask, store, importance, color):
         info = pv.run_info(needs_run(store))
         run = service.get_run(pv.base_request(info))
-        fig, note = pv.selection_grid(run, importance, color, mask, layer, head, block)
-        return fig, note, pv.count_text(pv.coerce_mask(mask, info.shape))
+        fig, note = pv.selection_grid(run, importance, color, mask, None, "mean", None)  # no outline
+        return ({"figure": fig, "main_block": run.main.name}, note,
+                pv.count_text(pv.coerce_mask(mask, info.shape)))
+
+    app.clientside_callback(_fn("view", "gateGrid"), Output(P.SELECT_GRID, "figure"),
+                            Input(P.SELECT_PAYLOAD, "data"), Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
+                            State(ids.RUN, "data"), State(ids.BLOCK, "value"), prevent_initial_call=True)
 
 
 def _register_compare(app) -> None:
@@ -135,8 +141,8 @@ def _register_compare(app) -> None:
         Output(P.COMPARE_TITLE, "children"), Output(P.BASE_HEATMAP, "figure"), Output(P.PRUNED_HEATMAP, "figure"),
         Output(P.PRUNED_TITLE, "children"), Output(P.COMPARE_NOTE, "children"), Output(P.OUTPUT_CHANGE, "children"),
         Output(P.CHANGE_GRID, "figure"),
-        Input(P.MASK, "data"), Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"),
-        Input(ids.HEAD, "value"), Input(ids.COLOR_SCALE, "value"), Input(ids.TEMPERATURE, "value"),
+        Input(P.MASK, "data"), Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.FOLLOW_LAYER, "data"),
+        Input(ids.FOLLOW_HEAD, "data"), Input(ids.COLOR_SCALE, "value"), Input(ids.TEMPERATURE, "value"),
     )
     @guarded("comparing the pruned model with the baseline")
     def compare(mask, store, block, layer, head, color_scale, slider):

@@ -30,10 +30,12 @@ def _model(store):
 
 
 def register(app) -> None:
+    # the layer / head come from ids.FOLLOW_LAYER / FOLLOW_HEAD: the dropdowns' values while this
+    # card is in view (a head switch at the top of the page asks nothing of it; assets/consistency.js)
     _register_profile(app)
     @app.callback(
         Output(R.MEASURE_GRAPH, "figure"), Output(R.MEASURE_TITLE, "children"), Output(R.MEASURE_EXPLAIN, "children"),
-        Input(ids.RUN, "data"), Input(R.MEASURE, "value"), Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
+        Input(ids.RUN, "data"), Input(R.MEASURE, "value"), Input(ids.FOLLOW_LAYER, "data"), Input(ids.FOLLOW_HEAD, "data"),
         Input(ids.COLOR_SCALE, "value"),
     )
     @guarded("computing the attention measure")
@@ -43,7 +45,7 @@ def register(app) -> None:
 
     @app.callback(
         Output(R.MODEL_VIEW, "figure"), Output(R.MODEL_VIEW_NOTE, "children"),
-        Input(ids.RUN, "data"), Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
+        Input(ids.RUN, "data"), Input(ids.FOLLOW_LAYER, "data"), Input(ids.FOLLOW_HEAD, "data"),
     )
     @guarded("drawing the model view")
     def model_view(store, layer, head):
@@ -61,7 +63,7 @@ def register(app) -> None:
         Output(R.COMPARE_A, "figure"), Output(R.COMPARE_B, "figure"), Output(R.COMPARE_DIFF, "figure"),
         Output(R.COMPARE_NOTE, "children"),
         Input(ids.RUN, "data"), Input(R.COMPARE_TEXT, "value"), Input(R.COMPARE_MODEL, "value"),
-        Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
+        Input(ids.FOLLOW_LAYER, "data"), Input(ids.FOLLOW_HEAD, "data"),
     )
     @guarded("comparing two runs")
     def compare(store, text_b, model_b, layer, head):

@@ -4,7 +4,7 @@
   model and texts and hands layer / head / block / query to the run callback (ids.URL_LOADED);
 * any change of what is shown writes the query string into the browser's history (pushState in
   assets/consistency.js, no reload, not through dcc.Location: see write_url) and remembers it in
-  ids.URL_WRITTEN.
+  ids.URL_WRITTEN; the layer and head are set in it by the browser (a switch asks nothing).
 """
 from __future__ import annotations
 
@@ -36,9 +36,11 @@ def register(app) -> None:
     # open_url, whose outputs are inputs of every panel, and that loop made Dash hold a layer
     # change made while the panels were loading (nothing sent until the next control change).
     # dcc.Location still sees back / forward (popstate) and the first load.
+    # The layer and head are States here: a layer or head switch rewrites them in the browser
+    # (writeUrl below), with no request; the rest of the view needs the server's encoding.
     @app.callback(
         Output(ids.URL_WRITTEN, "data"),
-        Input(ids.RUN, "data"), Input(ids.LAYER, "value"), Input(ids.HEAD, "value"), Input(ids.BLOCK, "value"),
+        Input(ids.RUN, "data"), State(ids.LAYER, "value"), State(ids.HEAD, "value"), Input(ids.BLOCK, "value"),
         Input(ids.GRID_METRIC, "value"), Input(ids.TEMPERATURE, "value"), Input(ids.QUERY, "data"),
         Input(ids.COLOR_SCALE, "value"), Input(ids.COLOR_STRETCH, "value"), Input(P.MASK, "data"),
         prevent_initial_call=True,
@@ -51,4 +53,4 @@ def register(app) -> None:
         return search
 
     app.clientside_callback(ClientsideFunction("view", "writeUrl"), Input(ids.URL_WRITTEN, "data"),
-                            prevent_initial_call=True)
+                            Input(ids.LAYER, "value"), Input(ids.HEAD, "value"), prevent_initial_call=True)

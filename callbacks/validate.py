@@ -213,6 +213,8 @@ SANITIZERS: dict[tuple[str, str], Callable[[Any], Any]] = {
     (ids.TEXT, "value"): text, (ids.TEXT_PAIR, "value"): text,
     (ids.LAYER, "value"): lambda v: short_str(v, 12) if isinstance(v, str) else small_int(v, 0, 10**6),
     (ids.HEAD, "value"): lambda v: short_str(v, 12) if isinstance(v, str) else small_int(v, 0, 10**6),
+    (ids.FOLLOW_LAYER, "data"): lambda v: short_str(v, 12) if isinstance(v, str) else small_int(v, 0, 10**6),
+    (ids.FOLLOW_HEAD, "data"): lambda v: short_str(v, 12) if isinstance(v, str) else small_int(v, 0, 10**6),
     (ids.BLOCK, "value"): lambda v: short_str(v, 40),
     (ids.TEMPERATURE, "value"): finite_number,
     (ids.RUN, "data"): run_store,

@@ -2,8 +2,8 @@
 
 Plain ids are strings; repeated components use pattern-matching dict ids built by the small
 functions at the bottom (`{"type": ..., ...}`), never ids glued together from strings.
-assets/*.js refer to some of these ids by value: keep them in sync (they are listed in
-`JS_IDS`, which a unit test checks against the JS files).
+The browser code reads them from assets/attn-ids.js, generated from this module
+(`python -m dashboard.jsids` after a change; tests/unit/test_js_ids.py checks it is current).
 """
 
 # ---- shared state (dcc.Store / dcc.Location / dcc.Download) ---------------------------------
@@ -55,6 +55,12 @@ TEXT_VIEW_BOX = "text-view-box"           # drawn by assets/textview.js (no Dash
 TEXT_VIEW_TITLE = "text-view-title"
 TEXT_VIEW_NOTE = "text-view-note"
 HEATMAP_FETCH = "heatmap-fetch"           # clientside-written: a head the payload lacks {head, n}
+# the layer / head as the server-drawn cards below the fold (pruning comparison, research card)
+# follow them: copied from the dropdowns while such a card is in view, else once one scrolls into
+# view (assets/consistency.js follow), so a head switch at the top of the page asks nothing
+FOLLOW_LAYER = "follow-layer-store"
+FOLLOW_HEAD = "follow-head-store"
+FOLLOWS_CLASS = "follows-selection"       # className of a card that reads FOLLOW_LAYER / FOLLOW_HEAD
 POOL = "pool-choice"                      # overview of long texts: block "max" | "mean"
 CSV_BUTTON = "csv-button"
 GRID_CSV_BUTTON = "grid-csv-button"
@@ -102,9 +108,6 @@ def stat_value(name: str) -> dict:
     """One number of the stats row ("tokens", "entropy", "max_weight", "most_attended", "sink")."""
     return {"type": "stat-value", "name": name}
 
-
-# ids used by value inside assets/*.js (checked by tests/unit/test_ids.py)
-JS_IDS = (HOVER, QUERY, HEATMAP, HEATMAP_CONTAINER, HEATMAP_LIVE, RUN_BUTTON, TEXT, TEXT_PAIR, GRID, OVERVIEW)
 
 
 # ---- which run each panel shows ---------------------------------------------------------------------

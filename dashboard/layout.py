@@ -34,6 +34,7 @@ def stores() -> list:
         dcc.Store(id=ids.OVERVIEW_PAYLOAD, data=None),
         dcc.Store(id=ids.INSPECTOR_PAYLOAD, data=None),
         dcc.Store(id=ids.TEXT_VIEW_PAYLOAD, data=None),
+        dcc.Store(id=ids.FOLLOW_LAYER, data=None), dcc.Store(id=ids.FOLLOW_HEAD, data=None),
         dcc.Download(id=ids.DOWNLOAD_CSV), dcc.Download(id=ids.DOWNLOAD_GRID),
     ]
 
@@ -72,7 +73,8 @@ def layout(model_names: list[str]) -> html.Div:
                 dbc.Col(cards.grid_card(), xl=5, class_name="mb-3"),
                 dbc.Col(cards.overview_card(), xl=7, class_name="mb-3"),
             ], class_name="g-3"),
-            dbc.Row(dbc.Col(pruning_card(), class_name="mb-4")),
-            dbc.Row(dbc.Col(research_card(model_names), class_name="mb-4")),
+            # cards that ask the server for the shown layer / head follow it while in view
+            dbc.Row(dbc.Col(pruning_card(), class_name="mb-4 " + ids.FOLLOWS_CLASS)),
+            dbc.Row(dbc.Col(research_card(model_names), class_name="mb-4 " + ids.FOLLOWS_CLASS)),
         ], fluid=True),
     ], className="attention-dashboard")

@@ -416,10 +416,12 @@ def head_metrics_export(run: AttentionRun, block) -> dict:
 
 
 # ---- heads grid ---------------------------------------------------------------------------------
-def grid_figure(run: AttentionRun, block, metric, layer, head):
-    """layers x heads grid of one metric (or roles), the shown head outlined (a row for MEAN)."""
+def grid_figure(run: AttentionRun, block, metric, layer=None, head=None):
+    """layers x heads grid of one metric (or roles), the shown head outlined (a row for MEAN);
+    head None: no outline (the page draws it in the browser, assets/consistency.js gateGrid)."""
     name, _ = parse_block(run, block)
-    layer, head = clamp_selection(run, name, layer, head)
+    outline = head is not None
+    layer, head = clamp_selection(run, name, layer, head if outline else MEAN)
     m = block_metrics(run, name)
     metric = metric if metric in GRID_METRICS else "entropy"
     selected = None if head == MEAN else (layer, head)
@@ -428,10 +430,10 @@ def grid_figure(run: AttentionRun, block, metric, layer, head):
         fig = figures.role_grid(m["role"], selected=selected)
     else:
         fig = figures.head_grid(m[key], metric=key, selected=selected, roles=m["role"])
-    if head == MEAN:
+    if head == MEAN and outline:
         fig.update_layout(shapes=[layer_outline(layer, run.block(name).n_heads)])
-    return add_meta(fig, metric_label=label, metric_unit=unit, block=name,
-                    view=view_stamp(run, _block_value(block, name), layer, head))
+    return add_meta(fig, metric_label=label, metric_unit=unit, block=name, outline_mean=True,
+                    view=view_stamp(run, _block_value(block, name), *((layer, head) if outline else (None, None))))
 
 
 # ---- overview: every head of one layer ----------------------------------------------------------

@@ -1,8 +1,7 @@
 """Component ids of the head-pruning card (dashboard/pruning_panel.py, callbacks/pruning.py).
 
-The card itself keeps the page's id `dashboard.ids.PRUNING_CARD`. assets/pruning.js refers to
-some of these ids by value: they are listed in `JS_IDS` (tests/unit/test_pruning_views.py
-checks the JS file names each of them).
+The card itself keeps the page's id `dashboard.ids.PRUNING_CARD`. assets/pruning.js reads these
+ids from assets/attn-ids.js, generated from this module (`python -m dashboard.jsids`).
 """
 
 # ---- state (dcc.Store, inside the card) --------------------------------------------------------
@@ -19,6 +18,7 @@ STATUS = "pruning-status"                # dbc.Alert of the card (errors; never 
 
 # ---- choose heads -------------------------------------------------------------------------------
 SELECT_GRID = "pruning-select-grid"      # layers x heads, click toggles, x = pruned
+SELECT_PAYLOAD = "pruning-select-payload"  # server-written {"view", "figure", "main_block"}; outline added in the browser
 SELECT_GRID_BOX = "pruning-select-grid-box"  # focusable wrapper: arrow keys + Space/Enter (pruning.js)
 SELECT_COLOR = "pruning-select-color"    # colour the grid by "importance" | "entropy"
 SELECT_NOTE = "pruning-select-note"
@@ -90,6 +90,3 @@ def physical_row(name: str) -> dict:
 # class of the card's head grids: the page's hover code outlines the hovered head in any graph
 # with dashboard.ids.HEAD_GRID_CLASS; this one marks grids whose clicks toggle heads
 TOGGLE_GRID_CLASS = "pruning-toggle-grid"
-
-# ids used by value inside assets/pruning.js
-JS_IDS = (SHIFT, BASE_HEATMAP, PRUNED_HEATMAP, UPLOAD, SELECT_GRID, SELECT_GRID_BOX)

@@ -59,7 +59,8 @@ def _job_row(label: str, button: str, cancel: str, bar: str, text: str, wrap: st
 def stores() -> list:
     return [dcc.Store(id=P.MASK, data=None), dcc.Store(id=P.SHIFT, data=False), dcc.Store(id=P.ANCHOR, data=None),
             dcc.Store(id=P.IMPORTANCE, data=None), dcc.Store(id=P.CURVES, data=None),
-            dcc.Store(id=P.CORPUS, data=None), dcc.Store(id=P.HOVER_SINK, data=None)]
+            dcc.Store(id=P.CORPUS, data=None), dcc.Store(id=P.HOVER_SINK, data=None),
+            dcc.Store(id=P.SELECT_PAYLOAD, data=None)]
 
 
 def choose_section() -> html.Div:

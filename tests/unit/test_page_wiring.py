@@ -12,12 +12,6 @@ from models.registry import ModelNotFound
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_ids_used_by_the_js_exist_in_the_js_files():
-    js = (ROOT / "assets" / "hover.js").read_text() + (ROOT / "assets" / "keyboard.js").read_text()
-    for value in ids.JS_IDS:
-        assert f'"{value}"' in js, value
-
-
 def test_no_cdn_and_no_source_map_in_assets():
     css = (ROOT / "assets" / "bootstrap.min.css").read_text()
     assert "Bootstrap  v5.3" in css[:200] and "sourceMappingURL" not in css

@@ -1,0 +1,61 @@
+"""Instant head switches: what the browser needs to show ANY head of the shown layer with no
+request (issue 15). Pure: run -> plain payloads; assets/consistency.js (gateInspector) and
+assets/textview.js pick the page's head from them.
+
+    inspector_layer(run, block, layer, query, slider) -> the inspector payload store:
+        {"view": view stamp (head None: every head), "heads": ["0".."H-1", "mean"],
+         "figures": [H+1 top-keys figures], "tables": [H+1 tables], "titles": [H+1 str]}
+        or, with no query, {"view", "figure", "table", "title"} (the prompt)
+    text_view_layer(run, block, layer, query, slider) -> the text view payload store:
+        {"view" (head None), "tokens" [keys] (dashboard.textview.segments), "query",
+         "heads": ["0".."H-1", "mean"], "weights": [H+1][keys], "titles": [H+1], "notes": [H+1]}
+
+Every number is the engine's (dashboard.panels.inspector_panel / dashboard.textview per head);
+a head switch only chooses which one is drawn. A layer of MiniLM at 200 tokens: the text view's
+weights are 13 x 200 numbers (rounded to 4 decimals), the inspector 13 x 5 bars.
+"""
+from __future__ import annotations
+
+from dashboard import cards, figures, panels, textview
+from dashboard.views import MEAN, clamp_selection, parse_block
+
+
+def _heads(run, block, layer) -> tuple[str, int, list]:
+    name, _ = parse_block(run, block)
+    layer, _ = clamp_selection(run, name, layer, 0)
+    return name, layer, [str(h) for h in range(run.block(name).n_heads)] + [MEAN]
+
+
+def _block_value(block, name: str) -> str:
+    return block if isinstance(block, str) and block else name
+
+
+def inspector_layer(run, block, layer, query, slider) -> dict:
+    """Top keys of the inspected query for every head of the layer and their mean (see module doc)."""
+    name, layer, heads = _heads(run, block, layer)
+    view = panels.view_stamp(run, _block_value(block, name), layer)
+    out = {"view": view, "heads": heads, "figures": [], "tables": [], "titles": []}
+    for h in heads:
+        p = panels.inspector_panel(run, block, layer, h, query, slider)
+        if p is None:  # no query chosen: one prompt for every head
+            return {"view": view, "figure": figures.empty_figure(""), "table": cards.INSPECTOR_PROMPT,
+                    "title": "Token inspector"}
+        out["figures"].append(p["figure"])
+        out["tables"].append(cards.inspector_table(p["rows"], p["mean"]))
+        out["titles"].append(p["title"])
+    return out
+
+
+def text_view_layer(run, block, layer, query, slider) -> dict:
+    """The text view of the inspected query for every head of the layer and their mean."""
+    name, layer, heads = _heads(run, block, layer)
+    out = None
+    for h in heads:
+        p = textview.text_view_payload(run, block, layer, h, query, slider)
+        if out is None:
+            out = {"view": panels.view_stamp(run, _block_value(block, name), layer), "tokens": p["tokens"],
+                   "query": p["query"], "heads": heads, "weights": [], "titles": [], "notes": []}
+        out["weights"].append(p["weights"])
+        out["titles"].append(p["title"])
+        out["notes"].append(p["note"])
+    return out
