@@ -133,23 +133,26 @@
         return [l, h];
     }
 
+    /* [outline shape or null, meta.selected, {layer, head} the figure now shows] */
     function gridOutline(m, layer, head, color) {
         var sel = selectedLayerHead(m, layer, head);
         var l = sel[0], h = sel[1];
+        var shows = {layer: String(l), head: String(h)};
+        if (h === "mean" && !m.outline_mean) { return [null, null, shows]; }
         var box = h === "mean" ? [-0.5, m.heads - 0.5] : [h - 0.5, h + 0.5];
-        if (h === "mean" && !m.outline_mean) { return [null, null]; }
         return [{type: "rect", name: "selected", xref: "x", yref: "y", x0: box[0], x1: box[1],
                  y0: l - 0.5, y1: l + 0.5, line: {color: color, width: 3.5}, fillcolor: "rgba(0,0,0,0)",
-                 layer: "above"}, h === "mean" ? null : [l, h]];
+                 layer: "above"}, h === "mean" ? null : [l, h], shows];
     }
 
     function panelOutline(m, head) {
         var h = /^\d{1,6}$/.test(String(head)) ? Number(head) : null;
-        if (h === null || h >= m.panels) { return [null, null]; }
+        var shows = {head: head === null || head === undefined ? null : String(head)};
+        if (h === null || h >= m.panels) { return [null, null, shows]; }
         var sfx = h === 0 ? "" : String(h + 1);
         return [{type: "rect", name: "selected", xref: "x" + sfx + " domain", yref: "y" + sfx + " domain",
                  x0: -0.02, x1: 1.02, y0: -0.02, y1: 1.02, line: {color: attn.style.SELECTED_COLOR, width: 3},
-                 fillcolor: "rgba(0,0,0,0)", layer: "above"}, h];
+                 fillcolor: "rgba(0,0,0,0)", layer: "above"}, h, shows];
     }
 
     /* figure: a head grid / role grid (layers x heads) or small multiples of one layer (payload
@@ -159,7 +162,7 @@
     function outline(figure, layer, head, block) {
         if (!figure || !figure.layout) { return figure; }
         var m = figure.layout.meta || {};
-        var shape = [null, null];
+        var shape = [null, null, null];
         var name = block === null || block === undefined ? null : String(block).split(":")[0];
         var blockOk = !m.outline_block || name === null || name === m.outline_block;
         if (blockOk && m.kind === "small_multiples") {
@@ -168,9 +171,12 @@
             shape = gridOutline(m, layer, head, m.kind === "role_grid" ? "#111827" : attn.style.SELECTED_COLOR);
         }
         var kept = (figure.layout.shapes || []).filter(function (s) { return !s || s.name !== "selected"; });
+        var newMeta = Object.assign({}, m, {selected: shape[1]});
+        // the figure's view stamp names the selection it now shows (as a server-drawn one did)
+        if (m.view && shape[2]) { newMeta.view = Object.assign({}, m.view, shape[2]); }
         var layout = Object.assign({}, figure.layout, {
             shapes: shape[0] ? kept.concat([shape[0]]) : kept,
-            meta: Object.assign({}, m, {selected: shape[1]})
+            meta: newMeta
         });
         return {data: figure.data, layout: layout, frames: figure.frames};
     }

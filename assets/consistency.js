@@ -105,6 +105,9 @@
         }
         var fig = pick(payload, head, "figures", "figure");
         if (!fig) { return [NU(), NU(), NU()]; }
+        if (payload.figures && !fig.layout.template) {  // the template is sent once (dashboard/switch.py)
+            fig = {data: fig.data, layout: Object.assign({}, fig.layout, {template: payload.figures[0].layout.template})};
+        }
         return [fig, pick(payload, head, "tables", "table"), pick(payload, head, "titles", "title")];
     }
 

@@ -635,21 +635,14 @@ def small_multiples(weights, *, titles: Sequence[str], selected: int | None = No
 
 
 # ---- 4. top keys -----------------------------------------------------------------------------
-def top_keys_bar(labels: Sequence[str], weights, scores=None, *, title: str = "",
-                 indices: Sequence[int] | None = None) -> go.Figure:
-    """Horizontal bars of the keys one query attends to most, largest on top.
-
-    labels: k key labels; weights: float [k]; scores: optional float [k] pre-softmax
-      scores q·k/√d (shown in the hover; -inf = masked); indices: optional key positions
-      (shown as "#5 cat"). Input order does not matter: bars are sorted by weight. Bar i
-      sits at y = i (0 = largest, at the top), labelled by ticktext.
-    """
+def _top_keys_parts(labels: Sequence[str], weights, scores=None, indices: Sequence[int] | None = None):
+    """(bar trace kwargs, layout kwargs, meta) of top_keys_bar, or None when there are no keys."""
     wv = np.asarray(weights, dtype=np.float64).reshape(-1)
     k = len(labels)
     if wv.shape[0] != k:
         raise ValueError(f"{k} labels for {wv.shape[0]} weights")
     if k == 0:
-        return empty_figure("no keys")
+        return None
     order = np.argsort(-np.nan_to_num(wv, nan=-np.inf), kind="stable")
     names = [escape_label(labels[i]) for i in order]
     if indices is not None:
@@ -663,21 +656,67 @@ def top_keys_bar(labels: Sequence[str], weights, scores=None, *, title: str = ""
             raise ValueError(f"{k} labels for {sv.shape[0]} scores")
         custom = rounded(sv[order])
         hover += "<br>score q·k/√d: %{customdata:.3f}"
-    fig = go.Figure(go.Bar(
-        x=rounded(vals), y=list(range(k)), orientation="h", customdata=custom,
-        text=[f"{x:.3f}" if np.isfinite(x) else "" for x in vals], textposition="auto",
-        marker=dict(color=ACCENT), hovertemplate=hover + "<extra></extra>", name="weight",
-        cliponaxis=False,
-    ))
-    fig.update_layout(
+    trace = dict(x=rounded(vals), y=list(range(k)), orientation="h", customdata=custom,
+                 text=[f"{x:.3f}" if np.isfinite(x) else "" for x in vals], textposition="auto",
+                 marker=dict(color=ACCENT), hovertemplate=hover + "<extra></extra>", name="weight",
+                 cliponaxis=False)
+    layout = dict(
         xaxis=dict(range=[0, max(1e-6, float(np.nanmax(vals)) if np.isfinite(vals).any() else 1.0) * 1.1],
                    title=dict(text="weight"), zeroline=False, automargin=True),
         yaxis=dict(tickmode="array", tickvals=list(range(k)), ticktext=names,
                    autorange="reversed", showgrid=False, automargin=True),
         bargap=0.25,
     )
-    meta = {"kind": "top_keys", "k": k, "has_scores": scores is not None}
+    return trace, layout, {"kind": "top_keys", "k": k, "has_scores": scores is not None}
+
+
+def top_keys_bar(labels: Sequence[str], weights, scores=None, *, title: str = "",
+                 indices: Sequence[int] | None = None) -> go.Figure:
+    """Horizontal bars of the keys one query attends to most, largest on top.
+
+    labels: k key labels; weights: float [k]; scores: optional float [k] pre-softmax
+      scores q·k/√d (shown in the hover; -inf = masked); indices: optional key positions
+      (shown as "#5 cat"). Input order does not matter: bars are sorted by weight. Bar i
+      sits at y = i (0 = largest, at the top), labelled by ticktext.
+    """
+    parts = _top_keys_parts(labels, weights, scores, indices)
+    if parts is None:
+        return empty_figure("no keys")
+    trace, layout, meta = parts
+    fig = go.Figure(go.Bar(**trace))
+    fig.update_layout(**layout)
     return _finish(fig, meta, title=title)
+
+
+def top_keys_bars(items: Sequence[dict]) -> list[dict]:
+    """top_keys_bar for many bar sets at once (e.g. every head of a layer at one query), as plain
+    figure dicts: equal to top_keys_bar(...).to_plotly_json() with layout.height and meta added, but
+    the template and the layout are built once and each item only brings its bars, labels and
+    range (~10x faster for the 13 heads of a MiniLM layer).
+
+    items: {"labels", "weights", "scores", "indices", "height", "meta" (merged into layout.meta)}.
+    """
+    base, out = None, []
+    for item in items:
+        parts = _top_keys_parts(item["labels"], item["weights"], item.get("scores"), item.get("indices"))
+        if parts is None:
+            fig = empty_figure("no keys").to_plotly_json()
+        else:
+            trace, layout, meta = parts
+            if base is None:
+                base = top_keys_bar(item["labels"], item["weights"], item.get("scores"),
+                                    indices=item.get("indices")).to_plotly_json()
+            lay = dict(base["layout"])
+            lay.update(xaxis=dict(lay["xaxis"], range=layout["xaxis"]["range"]),
+                       yaxis=dict(lay["yaxis"], tickvals=layout["yaxis"]["tickvals"],
+                                  ticktext=layout["yaxis"]["ticktext"]))
+            lay["meta"] = meta
+            bar = {k: v for k, v in trace.items() if v is not None}
+            fig = {"data": [dict(bar, type="bar")], "layout": lay}
+        fig["layout"] = dict(fig["layout"], height=item.get("height"),
+                             meta=dict(fig["layout"].get("meta") or {}, **item.get("meta", {})))
+        out.append(fig)
+    return out
 
 
 # ---- 5. pruning curves -----------------------------------------------------------------------

@@ -462,11 +462,6 @@ class _positions_view:
         self.query_positions, self.key_positions, self.boundary = view_positions(run, name, pair)
 
 
-def overview_selection_shapes(head) -> list[dict]:
-    """The overview's "selected" outline for a head dropdown value (Patch after a head switch)."""
-    return panel_outline(None if head == MEAN else parse_layer(head))
-
-
 def overview_title(run: AttentionRun, block, layer) -> str:
     name, _ = parse_block(run, block)
     layer, _ = clamp_selection(run, name, layer, 0)
@@ -474,8 +469,10 @@ def overview_title(run: AttentionRun, block, layer) -> str:
 
 
 # ---- token inspector ----------------------------------------------------------------------------
-def inspector_panel(run: AttentionRun, block, layer, head, query, slider) -> dict | None:
-    """{"figure", "rows", "title", "mean"} for the selected query, or None when there is none."""
+def inspector_panel(run: AttentionRun, block, layer, head, query, slider, figure: bool = True) -> dict | None:
+    """{"figure", "rows", "title", "mean", "bars"} for the selected query, or None when there is none.
+    figure False: no figure, only "bars" (figures.top_keys_bar's arguments; dashboard/switch.py
+    draws every head of a layer at once with figures.top_keys_bars)."""
     name, _ = parse_block(run, block)
     layer, head = clamp_selection(run, name, layer, head)
     b = run.block(name)
@@ -486,13 +483,20 @@ def inspector_panel(run: AttentionRun, block, layer, head, query, slider) -> dic
     t = temperature_from_slider(slider)
     rows = top_keys(run, name, layer, head, q, t, k=5)
     scores = None if head == MEAN or any(r["score"] is None for r in rows) else [r["score"] for r in rows]
-    fig = figures.top_keys_bar([r["label"] for r in rows], [r["weight"] for r in rows], scores,
-                               indices=[r["key"] for r in rows])
-    fig.update_layout(height=230)
-    add_meta(fig, view=view_stamp(run, _block_value(block, name), layer, head))
+    bars = {"labels": [r["label"] for r in rows], "weights": [r["weight"] for r in rows], "scores": scores,
+            "indices": [r["key"] for r in rows], "height": INSPECTOR_HEIGHT,
+            "meta": {"view": view_stamp(run, _block_value(block, name), layer, head)}}
+    fig = None
+    if figure:
+        fig = figures.top_keys_bar(bars["labels"], bars["weights"], scores, indices=bars["indices"])
+        fig.update_layout(height=INSPECTOR_HEIGHT)
+        add_meta(fig, **bars["meta"])
     who = "mean of all heads" if head == MEAN else f"L{layer} H{head}"
-    return {"figure": fig, "rows": rows, "mean": head == MEAN,
+    return {"figure": fig, "rows": rows, "mean": head == MEAN, "bars": bars,
             "title": f"Query #{q} “{queries[q].label}” · top 5 keys · {who}"}
+
+
+INSPECTOR_HEIGHT = 230
 
 
 # ---- URL ----------------------------------------------------------------------------------------

@@ -207,8 +207,6 @@ def test_grid_and_overview_figures():
     assert ov.layout.meta["panels"] == H and ov.layout.meta["layer"] == 1 and ov.layout.meta["tokens"] == [4, 3]
     np.testing.assert_allclose(np.array(ov.data[2].z, dtype=float), run.main.weights[1, 2].astype(float)[:4, 4:],
                                atol=1e-3)
-    assert panels.overview_selection_shapes("2")[0]["xref"] == "x3 domain"
-    assert panels.overview_selection_shapes(MEAN) == []
 
 
 def test_inspector_panel():
