@@ -15,7 +15,7 @@ import pytest
 from dashboard import ids, urlstate
 from dashboard import pruning_ids as P
 from models import attention, loader
-from tests.browser.helpers import (count_requests, graph_prop, heatmap_meta, heatmap_z, js, no_console_errors,
+from tests.browser.helpers import (count_requests, heatmap_meta, heatmap_z, js, no_console_errors,
                                    open_page, requests_sent, select, shapes, text_of, until, wait_title)
 
 pytestmark = pytest.mark.browser
@@ -151,8 +151,6 @@ def test_head_switch_asks_nothing_and_layer_switch_asks_twice(page, text_and_run
         assert "Layer 2 · head 1" in base_title, base_title
         js(page, "document.getElementById(arguments[0]).scrollIntoView({block: 'center'});", P.COMPARE_TITLE)
         until(lambda: "Layer 4 · head 11" in (text_of(page, P.COMPARE_TITLE) or ""), what="comparison follows")
-        np.testing.assert_allclose(np.array(graph_prop(page, P.BASE_HEATMAP, "g.data[0].z"), dtype=np.float64),
-                                   run.head_weights(4, 11), atol=TOL)
         # ... and, while in view, follows a switch at once
         select(page, ids.HEAD, "3")
         until(lambda: "Layer 4 · head 3" in (text_of(page, P.COMPARE_TITLE) or ""), what="comparison in view")
