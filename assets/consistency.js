@@ -15,7 +15,7 @@
  *                                          switch is drawn from what the payload holds, with no
  *                                          request: the grids and the overview get the page's head
  *                                          outlined (attn.lib.outline), the inspector payload holds
- *                                          every head of the layer (dashboard/switch.py)
+ *                                          every head of the layer (services/switch.py)
  *   current(view, run, block, layer, head) -> that test (heatmap.js, textview.js use it too)
  *   badges(run, heatmap, grid, overview, inspector figures)
  *                                       -> per card "Showing the previous text “…” — updating" while
@@ -105,7 +105,7 @@
         }
         var fig = pick(payload, head, "figures", "figure");
         if (!fig) { return [NU(), NU(), NU()]; }
-        if (payload.figures && !fig.layout.template) {  // the template is sent once (dashboard/switch.py)
+        if (payload.figures && !fig.layout.template) {  // the template is sent once (services/switch.py)
             fig = {data: fig.data, layout: Object.assign({}, fig.layout, {template: payload.figures[0].layout.template})};
         }
         return [fig, pick(payload, head, "tables", "table"), pick(payload, head, "titles", "title")];

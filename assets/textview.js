@@ -4,7 +4,7 @@
  *
  *   render(payload, hover, layer, head, run, block) -> the card's title and note; draws into the
  *       container's own DOM (no Dash children). The payload holds the inspected query's weights for
- *       every head of the layer (dashboard/switch.py): a head switch picks the page's head, with no
+ *       every head of the layer (services/switch.py): a head switch picks the page's head, with no
  *       request. The query is the clicked / inspected one from the payload, or the hovered heatmap
  *       row when the heatmap shows exact values of the same head (its z row), so pointing at a
  *       cell re-colours the text with no request.

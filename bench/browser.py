@@ -8,6 +8,13 @@ real app served by gunicorn on loopback:
                  its synchronous part, and until Plotly.relayout's promise has resolved
                  (target <= 16 ms, one frame at 60 Hz).
 
+    head_switch_drawn(url)  run a 200-token text, then switch heads within the loaded layer n times
+                 (dash_clientside.set_props on the head dropdown, as a person choosing one): per
+                 switch, performance.now() from the switch until the heatmap's plotly_afterplot for
+                 the new head ("heatmap drawn"), and until every head-dependent panel at the top of
+                 the page shows it (heatmap, inspector, text view, grid outline); the callback
+                 requests sent meanwhile (target 0) and p50 / max of each (target <= 100 ms drawn).
+
     python bench/browser.py            # starts its own server
 """
 from __future__ import annotations
@@ -210,6 +217,77 @@ def head_switch(url: str, tokens: int = 200, head: str = "5") -> dict:
             "decoded_body_bytes": sum(e["decoded"] for e in entries)}
 
 
+TIME_SWITCH = """
+const done = arguments[arguments.length - 1];
+const heads = arguments[0];
+const A = window.dash_clientside.attn;
+const g = A.lib.graphDiv(A.ids.HEATMAP);
+const text = id => (document.getElementById(id) || {}).textContent || "";
+let drawnAt = null;
+g.on("plotly_afterplot", () => { if (drawnAt === null && g.layout.meta.head === want) { drawnAt = performance.now(); } });
+let want = null;
+(async function () {
+  const drawn = [], all = [];
+  try {
+    for (const h of heads) {
+      want = h; drawnAt = null;
+      const layer = g.layout.meta.layer;
+      const t0 = performance.now();
+      window.dash_clientside.set_props(A.ids.HEAD, {value: String(h)});
+      const tag = "L" + layer + " H" + h;
+      const grid = A.lib.graphDiv(A.ids.GRID);
+      for (;;) {
+        await new Promise(res => requestAnimationFrame(() => res()));
+        const sel = (grid.layout.shapes || []).filter(s => s.name === "selected");
+        if (drawnAt !== null && text(A.ids.INSPECTOR_TITLE).endsWith(tag) && text(A.ids.TEXT_VIEW_TITLE).endsWith(tag)
+            && sel.length && sel[0].x0 === h - 0.5) { break; }
+        if (performance.now() - t0 > 10000) { throw new Error("head " + h + " not shown after 10 s"); }
+      }
+      drawn.push(drawnAt - t0); all.push(performance.now() - t0);
+      await new Promise(res => setTimeout(res, 150));
+    }
+    done({drawn: drawn, all: all, rows: g.layout.meta.rows});
+  } catch (e) { done({error: String(e)}); }
+})();
+"""
+
+
+def head_switch_drawn(url: str, tokens: int = 200, switches: int = 15) -> dict:
+    from selenium.webdriver.common.by import By
+
+    from bench.engine import text_with_tokens
+
+    text = text_with_tokens(tokens)
+    driver = make_driver()
+    try:
+        driver.set_script_timeout(300)
+        driver.get(url)
+        _wait(driver, "return !!document.getElementById('text-input') && !!window.dash_clientside"
+                      " && !!window.dash_clientside.set_props", 60)
+        driver.execute_script("performance.setResourceTimingBufferSize(10000);")
+        _set_text(driver, driver.find_element(By.ID, "text-input"), text)
+        driver.find_element(By.ID, "run-button").click()
+        _wait(driver, "const H = window.dash_clientside.hover; const g = H.graphDiv(H.IDS.heatmap);"
+                      "return g && g.layout && g.layout.meta && g.layout.meta.rows === arguments[0];", 120, tokens)
+        _settle(driver, quiet=2.0, timeout=120)
+        driver.execute_script("window.scrollTo(0, 0); performance.clearResourceTimings();")
+        driver.execute_script(WRAP_FETCH)
+        heads = [(3 + 5 * i) % 12 for i in range(switches)]  # 3, 8, 1, 6, 11, ...: always another head
+        timing = driver.execute_async_script(TIME_SWITCH, heads)
+        if "error" in timing:
+            raise RuntimeError(timing["error"])
+        time.sleep(1.0)
+        requests = driver.execute_script("return window.__attnCallbackRequests;")
+        logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    finally:
+        driver.quit()
+    drawn, all_ = timing["drawn"], timing["all"]
+    return {"tokens": timing["rows"], "switches": len(drawn), "server_requests": requests,
+            "heatmap_drawn_ms": {"p50": statistics.median(drawn), "max": max(drawn)},
+            "all_panels_shown_ms": {"p50": statistics.median(all_), "max": max(all_)},
+            "browser_errors": len(logs)}
+
+
 def _settle(driver, quiet: float = 1.0, timeout: float = 30.0) -> list:
     """Wait until no callback request has started or ended for `quiet` seconds; the entries."""
     deadline = time.monotonic() + timeout
@@ -229,5 +307,6 @@ if __name__ == "__main__":
     from serving.local import LocalGunicorn
 
     with LocalGunicorn(workers=1) as srv:
+        print(json.dumps(head_switch_drawn(srv.url), indent=1))
         print(json.dumps(head_switch(srv.url), indent=1))
         print(json.dumps(hover(srv.url), indent=1))

@@ -12,8 +12,9 @@ from dash import ClientsideFunction, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
-from dashboard import cards, ids, panels, switch
+from dashboard import cards, ids
 from models import service
+from services import panels, switch
 
 
 def run_of(store: dict | None):

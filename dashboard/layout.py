@@ -59,7 +59,9 @@ def main_column() -> html.Div:
     )
 
 
-def layout(model_names: list[str]) -> html.Div:
+def layout(model_names: list[str], vocabulary: dict) -> html.Div:
+    """The page. vocabulary: the engine's names the research card offers, as plain data
+    (services.vocabulary.page_vocabulary(); this package imports no engine)."""
     return html.Div([
         *stores(),
         navbar(),
@@ -75,6 +77,6 @@ def layout(model_names: list[str]) -> html.Div:
             ], class_name="g-3"),
             # cards that ask the server for the shown layer / head follow it while in view
             dbc.Row(dbc.Col(pruning_card(), class_name="mb-4 " + ids.FOLLOWS_CLASS)),
-            dbc.Row(dbc.Col(research_card(model_names), class_name="mb-4 " + ids.FOLLOWS_CLASS)),
+            dbc.Row(dbc.Col(research_card(model_names, vocabulary), class_name="mb-4 " + ids.FOLLOWS_CLASS)),
         ], fluid=True),
     ], className="attention-dashboard")

@@ -1,4 +1,4 @@
-"""dashboard/switch.py: the payloads a head switch is drawn from hold, for every head of the layer,
+"""services/switch.py: the payloads a head switch is drawn from hold, for every head of the layer,
 exactly what the one-head panels show (so the browser's choice of head is the only difference)."""
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import json
 
 import plotly.io
 
-from dashboard import cards, panels, switch, textview
-from dashboard.views import MEAN
+from dashboard import cards
+from services import panels, switch, textview
+from services.views import MEAN
 from tests.unit.test_views import bert_pair, gpt2
 
 

@@ -1,5 +1,5 @@
 """Instant head switches: what the browser needs to show ANY head of the shown layer with no
-request (issue 15). Pure: run -> plain payloads; assets/consistency.js (gateInspector) and
+request (issue 15). run -> plain payloads (no Dash callbacks); assets/consistency.js (gateInspector) and
 assets/textview.js pick the page's head from them.
 
     inspector_layer(run, block, layer, query, slider) -> the inspector payload store:
@@ -11,14 +11,15 @@ assets/textview.js pick the page's head from them.
         {"view" (head None), "tokens" [keys] (dashboard.textview.segments), "query",
          "heads": ["0".."H-1", "mean"], "weights": [H+1][keys], "titles": [H+1], "notes": [H+1]}
 
-Every number is the engine's (dashboard.panels.inspector_panel / dashboard.textview per head);
+Every number is the engine's (services.panels.inspector_panel / services.textview per head);
 a head switch only chooses which one is drawn. A layer of MiniLM at 200 tokens: the text view's
 weights are 13 x 200 numbers (rounded to 4 decimals), the inspector 13 x 5 bars.
 """
 from __future__ import annotations
 
-from dashboard import cards, figures, panels, textview
-from dashboard.views import MEAN, clamp_selection, parse_block
+from dashboard import cards, figures
+from services import panels, textview
+from services.views import MEAN, clamp_selection, parse_block
 
 
 def _heads(run, block, layer) -> tuple[str, int, list]:
