@@ -97,7 +97,7 @@ def test_sizes_come_from_the_server_run_not_the_store(tab):
     assert tab.client.last_bytes < 20_000
     if status == 200:
         assert len(response_value(data, "layer-dropdown", "options")) == 6
-    status, data = post(tab, f"{P.SELECT_GRID}.figure", {"run-store.data": store})
+    status, data = post(tab, f"{P.SELECT_PAYLOAD}.data", {"run-store.data": store})
     assert status == 200 and tab.client.last_bytes < 200_000
     assert "6 layers" in json.dumps(data) or "of 72 heads" in json.dumps(data)
 
