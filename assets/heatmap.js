@@ -5,10 +5,10 @@
  *   decode(matrix, index)       -> rows x cols array of numbers (null = masked), matrix index `index`
  *   draw(payload, head, run, block, layer)
  *                               -> [figure, title, note, 5 stat values]: a head the payload holds
- *                                  (a whole layer when it is short) is drawn with NO request; an
+ *                                  (a whole layer when it is short) is drawn with NO request; a head
+ *                                  it lacks is asked of the server (the fetch store, one head); an
  *                                  answer for another run, block or layer than the page shows now
  *                                  is dropped (assets/consistency.js current)
- *   fetchHead(head, payload)    -> the fetch store for a head the payload lacks (the server sends it)
  *   windowFromZoom(relayout, figure) -> the window store after a box-zoom on an overview
  *                                  ({q0, q1, k0, k1} in shown rows/columns), null after a
  *                                  double-click on a window, no_update otherwise
@@ -53,13 +53,18 @@
         return head === null || head === undefined ? payload.heads[0] : String(head);
     }
 
-    /* Input head, State payload: a head the payload lacks (a long text sends one head) is asked
-       of the server through the fetch store; otherwise nothing (draw shows it). Kept apart from
-       draw so that payload -> draw -> fetch -> payload is not a cycle. */
-    function fetchHead(head, payload) {
-        if (!payload || !payload.heads) { return NU(); }
-        var want = wanted(payload, head);
-        return payload.heads.indexOf(want) < 0 ? {head: want, layer: payload.layer, n: Date.now()} : NU();
+    /* A head the payload lacks (a long text sends one head) is asked of the server by writing the
+       fetch store (set_props: not a declared output, so the draw is not made to wait for a
+       fetch step on every head switch, and payload -> draw -> fetch -> payload is no Dash cycle).
+       The same head of the same view is asked once: an answer that still lacks it (never, the
+       server clamps only invalid values) cannot make a loop. */
+    var asked = null;
+
+    function fetchHead(want, payload) {
+        var key = [want, payload.layer, payload.uirevision, (payload.view || {}).key].join("|");
+        if (asked === key) { return; }
+        asked = key;
+        window.dash_clientside.set_props(attn.ids.HEATMAP_FETCH, {data: {head: want, layer: payload.layer, n: Date.now()}});
     }
 
     function draw(payload, head, run, block, layer) {
@@ -70,7 +75,7 @@
         if (view && !view.current(payload.view, run, block, layer, null)) { return none; }
         var want = wanted(payload, head);
         var i = payload.heads.indexOf(want);
-        if (i < 0) { return none; }  // being fetched (fetchHead)
+        if (i < 0) { fetchHead(want, payload); return none; }
         var fig = {data: payload.figure.data.slice(), layout: Object.assign({}, payload.figure.layout)};
         var trace = Object.assign({}, fig.data[0]);
         trace.z = decode(payload.matrix, i);
@@ -142,6 +147,6 @@
     }
 
     window.dash_clientside = window.dash_clientside || {};
-    window.dash_clientside.heatmap = {decode: decode, draw: draw, fetchHead: fetchHead, windowFromZoom: windowFromZoom,
+    window.dash_clientside.heatmap = {decode: decode, draw: draw, windowFromZoom: windowFromZoom,
                                       labelsFollowZoom: labelsFollowZoom};
 }());

@@ -61,11 +61,6 @@ def _register_heatmap(app) -> None:
         State(ids.RUN, "data"), State(ids.BLOCK, "value"), State(ids.LAYER, "value"),
         prevent_initial_call=True,
     )
-    app.clientside_callback(
-        ClientsideFunction("heatmap", "fetchHead"),
-        Output(ids.HEATMAP_FETCH, "data"), Input(ids.HEAD, "value"), State(ids.HEATMAP_PAYLOAD, "data"),
-        prevent_initial_call=True,
-    )
     app.clientside_callback(ClientsideFunction("heatmap", "labelsFollowZoom"), Input(ids.HEATMAP, "relayoutData"),
                             prevent_initial_call=True)
     app.clientside_callback(
