@@ -141,7 +141,7 @@ def test_truncated_cache_entry_is_recomputed(shared_server):
         time.sleep(0.1)
     assert not set(srv.worker_pids()) & old, "workers were not replaced"
 
-    tab.change({"head-dropdown.value": tab.values["head-dropdown.value"]})  # redraw from the run store
+    tab.change({"layer-dropdown.value": tab.values["layer-dropdown.value"]})  # redraw from the run store (a head switch asks nothing)
     assert not tab.errors
     assert tab.values["heatmap-payload.data"] == figure_before
     log = srv.log_text(log_from)
