@@ -36,7 +36,7 @@ def register(app) -> None:
 def _register_heatmap(app) -> None:
     # One request answers the heatmap AND the layer overview (a layer switch costs one request for
     # both); the head is a State: a head the browser already holds is drawn there
-    # (assets/heatmap.js), one it lacks comes through the fetch store.
+    # (assets/heatmap.js), one it lacks comes through the fetch store (written by that draw).
     @app.callback(
         Output(ids.HEATMAP_PAYLOAD, "data"), Output(ids.OVERVIEW_PAYLOAD, "data"),
         Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"),
