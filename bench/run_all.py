@@ -99,6 +99,7 @@ def run_browser(quick: bool) -> dict:
 
     with LocalGunicorn(workers=2) as srv:
         return {"head_switch": browser.head_switch(srv.url, tokens=200),
+                "head_switch_drawn": browser.head_switch_drawn(srv.url, tokens=200),
                 "hover": browser.hover(srv.url, tokens=128, cells=100)}
 
 
