@@ -234,6 +234,38 @@ SANITIZERS: dict[tuple[str, str], Callable[[Any], Any]] = {
 }
 
 
+def _grid(v, shape=None):
+    """A layers x heads list of lists (numbers, or strings for roles) of `shape`, or None."""
+    if not isinstance(v, list) or not v or len(v) > MAX_MASK_SIDE or not all(isinstance(r, list) for r in v):
+        return None
+    if len({len(r) for r in v}) != 1 or not 0 < len(v[0]) <= MAX_MASK_SIDE:
+        return None
+    return v if shape is None or (len(v), len(v[0])) == shape else None
+
+
+def profile_store(v):
+    """The corpus head profile (research card) as the server wrote it: {"mean": {measure: L x H
+    numbers}, "roles": L x H strings, "model", "corpus", "n", "tokens_mean", "seconds", "key" ...};
+    anything else is no value (a forged dict was a KeyError in the grids)."""
+    from models.profile import MEASURES
+
+    if not isinstance(v, dict) or not isinstance(v.get("mean"), dict):
+        return None
+    grids = [_grid(v["mean"].get(m)) for m in MEASURES]
+    if any(g is None for g in grids) or len({(len(g), len(g[0])) for g in grids}) != 1:
+        return None
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for g in grids for r in g for x in r):
+        return None
+    roles = _grid(v.get("roles"), (len(grids[0]), len(grids[0][0])))
+    if roles is None or not all(isinstance(x, str) for r in roles for x in r):
+        return None
+    if not all(isinstance(v.get(k), str) for k in ("model", "corpus")):
+        return None
+    if not all(finite_number(v.get(k)) is not None for k in ("n", "tokens_mean", "seconds")):
+        return None
+    return v
+
+
 def _research_stores() -> None:
     """The research panels' result stores (issue 13) hold objects the server wrote."""
     try:
@@ -242,7 +274,7 @@ def _research_stores() -> None:
         return
     for name in ("STUDY", "PROFILE"):
         if hasattr(R, name):
-            SANITIZERS[(getattr(R, name), "data")] = dict_or_none
+            SANITIZERS[(getattr(R, name), "data")] = profile_store if name == "PROFILE" else dict_or_none
 
 
 _research_stores()
