@@ -68,10 +68,14 @@ def register(app) -> None:
         c = rc.compare_view(needs_run(store), text_b, model_b, layer, head)
         return c["a"], c["b"], c["diff"], c["note"]
 
-    for graph_id in (R.COMPARE_A, R.COMPARE_B):
-        app.clientside_callback(ClientsideFunction(namespace="hover", function_name="fromHeatmap"),
+    # hover linked across A, B and B − A in the browser (assets/compare.js), through the hover store
+    for graph_id in (R.COMPARE_A, R.COMPARE_B, R.COMPARE_DIFF):
+        app.clientside_callback(ClientsideFunction(namespace="compare", function_name="fromCompare"),
                                 Output(ids.HOVER, "data", allow_duplicate=True),
                                 Input(graph_id, "hoverData"), State(graph_id, "figure"), prevent_initial_call=True)
+    app.clientside_callback(ClientsideFunction(namespace="compare", function_name="link"),
+                            Output(R.COMPARE_HOVER, "children"), Input(ids.HOVER, "data"),
+                            prevent_initial_call=True)
 
     app.clientside_callback(ClientsideFunction(namespace="hover", function_name="fromHeatmap"),
                             Output(ids.HOVER, "data", allow_duplicate=True),

@@ -38,6 +38,7 @@ COMPARE_A = "research-compare-a"
 COMPARE_B = "research-compare-b"
 COMPARE_DIFF = "research-compare-diff"
 COMPARE_NOTE = "research-compare-note"
+COMPARE_HOVER = "research-compare-hover"    # the pointed cell in A, B and B − A (assets/compare.js)
 
 # ---- model view ----------------------------------------------------------------------------------
 MODEL_VIEW = "research-model-view"          # every layer x head as thumbnails (one heatmap)

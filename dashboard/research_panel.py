@@ -123,6 +123,8 @@ def compare_section(model_names: list[str]) -> html.Div:
             dbc.Col([html.Div("B − A", className="small fw-semibold text-center"),
                      graph(R.COMPARE_DIFF, "compare-difference", class_name="research-compare-graph")], lg=4),
         ], class_name="g-2"),
+        html.Div("", id=R.COMPARE_HOVER, className="small font-monospace compare-hover", role="status",
+                 **{"aria-live": "polite"}),
     ], fill=False)
 
 

@@ -2,7 +2,8 @@
 value-norm and rollout are drawn in the SAME heatmap, read by its hover readout, the inspector and
 the CSV export, and each carries the numbers models.measures computes (within the 16-bit
 quantisation step) and the measure's name; the link carries the measure; a measure the run
-cannot have (gradient x attention without a second sentence) is raw weights with the reason."""
+cannot have (gradient x attention without a second sentence) is raw weights with the reason.
+Compare: pointing at a cell of map A, B or B − A outlines it on the others, with no request."""
 from __future__ import annotations
 
 import io
@@ -15,8 +16,8 @@ import pytest
 from dashboard import ids
 from dashboard.urlstate import DEFAULT_LAYER, DEFAULT_MODEL, DEFAULT_QUERY, DEFAULT_TEXT
 from models import loader, measures
-from tests.browser.helpers import (heatmap_meta, heatmap_z, js, no_console_errors, open_page, pointer_to, text_of,
-                                   until)
+from tests.browser.helpers import (count_requests, graph_prop, heatmap_meta, heatmap_z, js, no_console_errors,
+                                   open_page, pointer_to, requests_sent, shapes, text_of, until)
 
 pytestmark = pytest.mark.browser
 TIMEOUT = 60
@@ -124,4 +125,39 @@ def test_link_opens_a_measure_and_an_unavailable_one_says_why(page):
     np.testing.assert_allclose(heatmap_z(page), expect, rtol=0, atol=_step(m, "grad-attention", 2) + 1e-9)
     assert "cos(mean embedding of sentence A" in text_of(page, ids.TEMPERATURE_NOTE)
     assert text_of(page, ids.HEATMAP_TITLE).startswith("|gradient × attention| · Layer 2 · head 0")
+    no_console_errors(page)
+
+
+def _outlined(page, graph_id):
+    """(row, col) the hover highlight outlines on a graph (the transparent row and column boxes)."""
+    row = col = None
+    for s in shapes(page, graph_id, "hover"):
+        if s.get("fillcolor") != "rgba(0,0,0,0)":
+            continue
+        if s["y1"] - s["y0"] == 1:
+            row = int(round(s["y0"] + 0.5))
+        if s["x1"] - s["x0"] == 1:
+            col = int(round(s["x0"] + 0.5))
+    return row, col
+
+
+def test_compare_hover_is_linked_across_a_b_and_the_difference(page):
+    from dashboard import research_ids as R
+
+    open_page(page)
+    until(lambda: graph_prop(page, R.COMPARE_DIFF, "g.layout.meta && g.layout.meta.kind") == "difference",
+          TIMEOUT, what="the compare maps (same text and model: a difference map)")
+    count_requests(page)
+    pointer_to(page, R.COMPARE_A, 2, 5)
+    until(lambda: _outlined(page, R.COMPARE_B) == (5, 2) and _outlined(page, R.COMPARE_DIFF) == (5, 2),
+          what="the cell pointed at in A outlined in B and in B − A")
+    z_a = np.array(graph_prop(page, R.COMPARE_A, "g.data[0].z"), float)
+    z_b = np.array(graph_prop(page, R.COMPARE_B, "g.data[0].z"), float)
+    readout = text_of(page, R.COMPARE_HOVER)
+    assert readout.startswith("query 5 “the” → key 2 “cat”:"), readout  # [CLS] the cat sat on the ...
+    assert f"A {z_a[5, 2]:.3f} · B {z_b[5, 2]:.3f} · B − A " in readout
+    pointer_to(page, R.COMPARE_DIFF, 3, 4)
+    until(lambda: _outlined(page, R.COMPARE_A) == (4, 3) and _outlined(page, R.COMPARE_B) == (4, 3),
+          what="the cell pointed at in B − A outlined in A and B")
+    assert requests_sent(page) == 0  # linked in the browser
     no_console_errors(page)
