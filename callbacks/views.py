@@ -7,9 +7,10 @@ from dash import ClientsideFunction, Input, Output, Patch, State
 from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
-from dashboard import cards, figures, ids, measure_card, panels, textview
-from dashboard.views import parse_layer
+from dashboard import cards, figures, ids, measure_card
+from dashboard.selection import parse_layer
 from models import measure_views, service
+from services import panels, textview
 
 
 def run_of(store: dict | None):

@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from dashboard import export, measure_view, panels, textview, transport, urlstate
+from dashboard import export, measure_view, transport, urlstate
 from models.measure_views import MeasureLayer, describe
+from services import panels, textview
 from tests.unit.test_views import H, bert_pair
 
 T = 7
