@@ -31,16 +31,7 @@ def _model(store):
 
 def register(app) -> None:
     _register_profile(app)
-    @app.callback(
-        Output(R.MEASURE_GRAPH, "figure"), Output(R.MEASURE_TITLE, "children"), Output(R.MEASURE_EXPLAIN, "children"),
-        Input(ids.RUN, "data"), Input(R.MEASURE, "value"), Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
-        Input(ids.COLOR_SCALE, "value"),
-    )
-    @guarded("computing the attention measure")
-    def measure(store, name, layer, head, color_scale):
-        fig, title, lines = rm.measure_view(needs_run(store), name, layer, head, color_scale)
-        return fig, title, [html.Div(t) for t in lines]
-
+    # the attention measures are the heatmap card's (callbacks/views.py: measure_of)
     @app.callback(
         Output(R.MODEL_VIEW, "figure"), Output(R.MODEL_VIEW_NOTE, "children"),
         Input(ids.RUN, "data"), Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
@@ -75,11 +66,6 @@ def register(app) -> None:
                                 Input(graph_id, "hoverData"), State(graph_id, "figure"), prevent_initial_call=True)
     app.clientside_callback(ClientsideFunction(namespace="compare", function_name="link"),
                             Output(R.COMPARE_HOVER, "children"), Input(ids.HOVER, "data"),
-                            prevent_initial_call=True)
-
-    app.clientside_callback(ClientsideFunction(namespace="hover", function_name="fromHeatmap"),
-                            Output(ids.HOVER, "data", allow_duplicate=True),
-                            Input(R.MEASURE_GRAPH, "hoverData"), State(R.MEASURE_GRAPH, "figure"),
                             prevent_initial_call=True)
 
     @app.callback(

@@ -25,12 +25,6 @@ GREEDY_PROGRESS_TEXT = "research-greedy-progress-text"
 GREEDY_PROGRESS_WRAP = "research-greedy-progress-wrap"
 GREEDY_DONE = "research-greedy-done"        # {"model", "corpus", "k", "seconds"} once the greedy order exists
 
-# ---- measure selector --------------------------------------------------------------------------
-MEASURE = "research-measure"                # radio: raw | rollout | value-norm | grad-attention
-MEASURE_GRAPH = "research-measure-graph"    # heatmap of the chosen measure (page's layer / head)
-MEASURE_TITLE = "research-measure-title"
-MEASURE_EXPLAIN = "research-measure-explain"  # formula, caveat, target
-
 # ---- compare two runs ----------------------------------------------------------------------------
 COMPARE_TEXT = "research-compare-text"      # text B (empty: the page's text)
 COMPARE_MODEL = "research-compare-model"    # model B (registry names)

@@ -17,7 +17,6 @@ from dashboard import research_pruning as rp
 from dashboard.cards import graph
 from dashboard.pruning_panel import _job_row, _section
 
-DEFAULT_MEASURE = "rollout"
 PROFILE_MAX_UPLOAD_BYTES = 1 * 2**20
 
 METHOD_HELP = {
@@ -96,12 +95,9 @@ def greedy_section() -> html.Div:
 def measure_section(measure_labels: dict[str, str]) -> html.Div:
     """measure_labels: {engine measure name: label} in the engine's order (services.vocabulary)."""
     return _section("Attention measures", [
-        dbc.RadioItems(id=R.MEASURE, inline=True, value=DEFAULT_MEASURE, class_name="small",
-                       options=[{"label": label, "value": m} for m, label in measure_labels.items()]),
-        html.Div("", id=R.MEASURE_TITLE, className="small fw-semibold"),
-        graph(R.MEASURE_GRAPH, "attention-measure", class_name="research-measure-graph"),
-        html.Div([], id=R.MEASURE_EXPLAIN, className="small text-muted"),
-        html.Div("Uses the page's text, layer and head. Hover writes the page's hover store.",
+        html.Div("The measures (" + ", ".join(measure_labels.values()) + ") are chosen above the heatmap "
+                 "(“Measure”): the heatmap, its hover, the token inspector, the text view and the exports then "
+                 "show the chosen one; the explain panel gives its formula and caveat.",
                  className="small text-muted"),
     ], fill=False)
 
