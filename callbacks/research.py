@@ -52,11 +52,11 @@ def register(app) -> None:
         Output(R.COMPARE_A, "figure"), Output(R.COMPARE_B, "figure"), Output(R.COMPARE_DIFF, "figure"),
         Output(R.COMPARE_NOTE, "children"),
         Input(ids.RUN, "data"), Input(R.COMPARE_TEXT, "value"), Input(R.COMPARE_MODEL, "value"),
-        Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
+        Input(ids.LAYER, "value"), Input(ids.HEAD, "value"), Input(R.COMPARE_MASK, "value"), Input(P.MASK, "data"),
     )
     @guarded("comparing two runs")
-    def compare(store, text_b, model_b, layer, head):
-        c = rc.compare_view(needs_run(store), text_b, model_b, layer, head)
+    def compare(store, text_b, model_b, layer, head, masked, mask):
+        c = rc.compare_view(needs_run(store), text_b, model_b, layer, head, mask if masked else None)
         return c["a"], c["b"], c["diff"], c["note"]
 
     # hover linked across A, B and B − A in the browser (assets/compare.js), through the hover store

@@ -32,6 +32,7 @@ COMPARE_A = "research-compare-a"
 COMPARE_B = "research-compare-b"
 COMPARE_DIFF = "research-compare-diff"
 COMPARE_NOTE = "research-compare-note"
+COMPARE_MASK = "research-compare-mask"      # switch: B = the page's text under the pruning card's mask
 COMPARE_HOVER = "research-compare-hover"    # the pointed cell in A, B and B − A (assets/compare.js)
 
 # ---- model view ----------------------------------------------------------------------------------

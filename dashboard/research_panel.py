@@ -110,6 +110,8 @@ def compare_section(model_names: list[str]) -> html.Div:
             dbc.Col(dbc.Select(id=R.COMPARE_MODEL, size="sm", value=model_names[0] if model_names else None,
                                options=[{"label": n, "value": n} for n in model_names]), md=4),
         ], class_name="g-2 mb-1"),
+        dbc.Switch(id=R.COMPARE_MASK, value=False, class_name="small mb-1",
+                   label="B: the same text under the pruning card's mask (one text, two masks)"),
         html.Div("", id=R.COMPARE_NOTE, className="small text-muted mb-1"),
         dbc.Row([
             dbc.Col([html.Div("A: the page's run", className="small fw-semibold text-center"),

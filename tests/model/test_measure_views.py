@@ -75,3 +75,26 @@ def test_tiny_gpt2_grad_uses_the_lm_loss_and_value_norm_says_why_not(minilm, sto
     assert np.all(np.triu(g.head_matrix(2), 1) == 0)  # causal: no weight, no product above the diagonal
     v = measure_views.layer_measure(req, run, 1, "value-norm", run_cache=store)
     assert v.is_raw and "BERT-family" in v.error
+
+
+def test_compare_one_text_under_two_masks(minilm):
+    """Compare B = the page's text under the pruning card's mask: B is the pruned run's weights,
+    B − A is 0 up to the first pruned layer and not after it."""
+    from models.errors import PanelError
+    from services import research_compare as rc
+
+    req = service.RunRequest.create(minilm.name, TEXT)
+    store = {"request": req.to_dict(), "summary": service.get_run(req).summary()}
+    mask = [[1] * 12 for _ in range(6)]
+    for h in range(12):
+        mask[1][h] = 0  # all of layer 1
+    pruned = service.get_run(service.RunRequest.create(minilm.name, TEXT, head_mask=mask))
+    for layer, changed in ((1, False), (3, True)):
+        c = rc.compare_view(store, "", minilm.name, str(layer), "2", mask)
+        z = lambda f: np.array([[np.nan if v is None else v for v in row] for row in f.data[0].z], float)  # noqa: E731
+        np.testing.assert_allclose(z(c["b"]), pruned.head_weights(layer, 2), atol=6e-4)  # 3-decimal figure
+        d = z(c["diff"])
+        assert (np.abs(d).max() > 1e-3) == changed, (layer, np.abs(d).max())
+        assert "12 pruned heads" in c["note"]
+    with pytest.raises(PanelError, match="choose heads to prune"):
+        rc.compare_view(store, "", minilm.name, "1", "2", [[1] * 12 for _ in range(6)])
