@@ -7,6 +7,7 @@ Compare: pointing at a cell of map A, B or B − A outlines it on the others, wi
 from __future__ import annotations
 
 import io
+import json
 import os
 
 import numpy as np
@@ -93,6 +94,18 @@ def test_value_norm_and_rollout_feed_heatmap_hover_inspector_and_csv(page):
     assert "# measure: value-norm ‖α f(x)‖\n" in text and "Kobayashi" in text
     df = pd.read_csv(io.StringIO(text), comment="#", index_col=0)
     np.testing.assert_allclose(df.to_numpy(dtype=float), expect, rtol=1e-5, atol=1e-6)
+    # JSON: the same numbers with the measure's formula; PNG: named after the measure
+    _click(page, ids.JSON_BUTTON)
+    name = until(lambda: [f for f in os.listdir(page.download_path) if f not in before and f.endswith(".json")],
+                 what="the JSON download")[0]
+    data = json.load(open(os.path.join(page.download_path, name), encoding="utf-8"))
+    assert data["meta"]["measure"] == "value-norm ‖α f(x)‖" and "Kobayashi" in data["meta"]["values"]
+    np.testing.assert_allclose(np.array(data["values"], float), expect, rtol=1e-5, atol=1e-6)
+    js(page, "document.getElementById(arguments[0]).click();",
+       json.dumps(ids.png_button(ids.HEATMAP), separators=(",", ":"), sort_keys=True))
+    png = until(lambda: [f for f in os.listdir(page.download_path) if f not in before and f.endswith(".png")],
+                what="the PNG download")[0]
+    assert png.startswith("attention_all-MiniLM-L6-v2_value-norm_f_x_Layer_3_head_1"), png
 
     # rollout: heads averaged through layers 0..3, the same heatmap
     _choose(page, "rollout")
