@@ -136,6 +136,10 @@ def layer_measure(req, run: AttentionRun, layer: int, measure: str, *, run_cache
         m = measures.compute(loaded, req.text, req.text_pair, max_tokens=req.max_tokens)
     except NotImplementedError as exc:
         return _raw(measure, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a family the measures do not handle: say so, show raw weights
+        log.exception("measures of %s failed", loaded.name)
+        return _raw(measure, f"{measures.MEASURE_LABELS[measure]} could not be computed for {loaded.name} "
+                             f"({type(exc).__name__}; details in the server log).")
     if len(m.tokens) != run.main.n_queries:  # the measures' forward pass must be the run's
         return _raw(measure, f"{measures.MEASURE_LABELS[measure]}: the measures' tokens ({len(m.tokens)}) differ "
                              f"from the run's ({run.main.n_queries}).")

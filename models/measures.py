@@ -195,7 +195,10 @@ def compute(loaded, text: str, text_pair: str | None = None, *, max_tokens: int 
     inputs = dict(inputs)
     inputs.pop("labels", None)
     ids = inputs.pop("input_ids")
-    modules = _attention_modules(loaded)
+    try:
+        modules = _attention_modules(loaded)
+    except (KeyError, LookupError):  # a family on the fallback path: its modules are not indexed by block
+        modules = []
     # no hooks on the shared model (other threads run it too): the input of a BERT layer's
     # self-attention is the layer's input, hidden_states[layer]
     with torch.inference_mode(False), torch.enable_grad():
@@ -205,6 +208,9 @@ def compute(loaded, text: str, text_pair: str | None = None, *, max_tokens: int 
     raw = torch.stack([a[0] for a in atts]).detach().float().numpy()  # [L,H,T,T]
     # value-norm: f^h(x_j) = (x_j W_V^h + b_V^h) W_O^h
     vn, vn_layer, vn_error = [], [], ""
+    if not modules:
+        vn_error = (f"Value-norm is implemented for BERT-family encoders that run through the dashboard's "
+                    f"attention function; {loaded.name} is read through its own eager attention (fallback).")
     for layer, (mod, parent) in enumerate(modules):
         value = getattr(mod, "value", None)
         dense = getattr(getattr(parent, "output", None), "dense", None)

@@ -98,3 +98,23 @@ def test_compare_one_text_under_two_masks(minilm):
         assert "12 pruned heads" in c["note"]
     with pytest.raises(PanelError, match="choose heads to prune"):
         rc.compare_view(store, "", minilm.name, "1", "2", [[1] * 12 for _ in range(6)])
+
+
+def test_fallback_family_rollout_from_the_runs_weights_and_value_norm_says_why(minilm, store):
+    """GPT-Neo runs on the fallback path (its own eager attention): rollout is the rollout of the
+    run's weights; value-norm (which needs the attention function's modules) says why not."""
+    from transformers import GPTNeoConfig, GPTNeoForCausalLM
+
+    torch.manual_seed(0)
+    cfg = GPTNeoConfig(vocab_size=len(minilm.tokenizer), hidden_size=32, num_layers=2, num_heads=4,
+                       attention_types=[[["global", "local"], 1]], max_position_embeddings=64,
+                       bos_token_id=101, eos_token_id=102)
+    tiny = loader.wrap("tiny-gpt-neo-measures", GPTNeoForCausalLM(cfg), minilm.tokenizer)
+    loader.register_loaded(tiny)
+    req, run = _run(tiny.name, "the cat sat on the mat", None, store)
+    r = measure_views.layer_measure(req, run, 1, "rollout", run_cache=store)
+    assert r.measure == "rollout" and not r.error
+    weights = np.stack([[run.head_weights(layer, h) for h in range(4)] for layer in range(2)])  # [L,H,T,T]
+    np.testing.assert_allclose(r.mean, measures.rollout(weights)[1], atol=1e-3)
+    v = measure_views.layer_measure(req, run, 1, "value-norm", run_cache=store)
+    assert v.is_raw and "fallback" in v.error
