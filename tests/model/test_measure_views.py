@@ -118,3 +118,28 @@ def test_fallback_family_rollout_from_the_runs_weights_and_value_norm_says_why(m
     np.testing.assert_allclose(r.mean, measures.rollout(weights)[1], atol=1e-3)
     v = measure_views.layer_measure(req, run, 1, "value-norm", run_cache=store)
     assert v.is_raw and "fallback" in v.error
+
+
+def test_concurrent_requests_for_one_text_compute_once(minilm, monkeypatch):
+    """The heatmap, inspector and text view ask for a new measure at the same moment: one thread
+    computes, the others wait for its answer (models.measures.compute's single flight)."""
+    import threading
+    import time as _time
+
+    calls = []
+    real = measures._compute
+
+    def slow(*a, **kw):
+        calls.append(1)
+        _time.sleep(0.3)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(measures, "_compute", slow)
+    text = "Three panels ask for this text at once."
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(measures.compute(minilm, text))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(out) == 3 and all(o is out[0] for o in out)
