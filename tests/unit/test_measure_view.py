@@ -109,3 +109,18 @@ def test_labels_match_the_engine():
 
     assert measure_view.LABELS == measures.MEASURE_LABELS
     assert urlstate.MEASURES == measures.MEASURES
+
+
+def test_js_files_use_the_page_ids_and_labels():
+    """assets/compare.js names the compare graphs by value, assets/measure.js the measure labels."""
+    from pathlib import Path
+
+    from dashboard import research_ids as R
+
+    root = Path(__file__).resolve().parents[2] / "assets"
+    compare = (root / "compare.js").read_text(encoding="utf-8")
+    for value in (R.COMPARE_A, R.COMPARE_B, R.COMPARE_DIFF):
+        assert f'"{value}"' in compare, value
+    measure = (root / "measure.js").read_text(encoding="utf-8")
+    for key, label in measure_view.LABELS.items():
+        assert f'"{key}": "{label}"' in measure, key
