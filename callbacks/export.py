@@ -8,7 +8,8 @@ from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
 from callbacks.pruning import guarded as pruning_guarded
-from callbacks.views import measure_of, run_of
+from callbacks.measure import measure_of
+from callbacks.views import run_of
 from dashboard import export, ids
 from dashboard import pruning_ids as P
 from models.errors import PanelError

@@ -7,9 +7,9 @@ from dash import ClientsideFunction, Input, Output, Patch, State
 from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
+from callbacks.measure import measure_of
 from dashboard import cards, figures, ids, measure_card
-from dashboard.selection import parse_layer
-from models import measure_views, service
+from models import service
 from services import panels, textview
 
 
@@ -18,15 +18,6 @@ def run_of(store: dict | None):
     if not store or "request" not in store:
         raise PreventUpdate
     return service.get_run(service.RunRequest.from_dict(store["request"]))
-
-
-def measure_of(store: dict | None, layer, measure):
-    """The page's measure at `layer` of its run (models.measure_views.MeasureLayer; raw weights
-    for "raw", or with `.error` when the measure cannot be shown)."""
-    run = run_of(store)
-    lay = parse_layer(layer)
-    return measure_views.layer_measure(service.RunRequest.from_dict(store["request"]), run,
-                                       run.main.n_layers - 1 if lay is None else lay, measure)
 
 
 def register(app) -> None:
@@ -150,9 +141,3 @@ def register(app) -> None:
         table = (measure_card.inspector_table(p["rows"], p["measure"]) if p.get("measure") is not None
                  else cards.inspector_table(p["rows"], p["mean"]))
         return {"view": p["figure"].layout.meta["view"], "figure": p["figure"], "table": table, "title": p["title"]}
-
-    # "Computing value-norm …" while the heatmap's answer for a new measure is due; the shown
-    # measure's formula in the explain panel (assets/measure.js)
-    app.clientside_callback(ClientsideFunction("measure", "status"), Output(ids.MEASURE_STATUS, "children"),
-                            Output(ids.MEASURE_EXPLAIN, "children"),
-                            Input(ids.MEASURE, "value"), Input(ids.HEATMAP_PAYLOAD, "data"))
