@@ -8,6 +8,11 @@ from dash import html
 from dashboard import ids, measure_view
 
 
+TARGET_HINT = ("Gradient × attention's target y: the LM loss for models with an LM head; for a sentence-"
+               "embedding model the cosine between the two sentences of a pair (enter a second text). "
+               "Rollout averages heads through layers 0..l.")
+
+
 def selector() -> html.Div:
     """"Measure: raw weights | attention rollout | value-norm | gradient × attention" and the line
     that says what is being computed / the measure's formula (assets/measure.js fills it)."""
@@ -17,6 +22,7 @@ def selector() -> html.Div:
             dbc.RadioItems(id=ids.MEASURE, options=measure_view.OPTIONS, value=measure_view.DEFAULT, inline=True,
                            class_name="small measure-radio"),
         ], className="d-flex align-items-center flex-wrap"),
+        html.Div(TARGET_HINT, className="small text-muted measure-hint"),
         html.Div("", id=ids.MEASURE_STATUS, className="small text-muted measure-status", role="status"),
     ], className="mb-1")
 
