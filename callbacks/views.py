@@ -12,6 +12,7 @@ from dash import ClientsideFunction, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
+from callbacks.measure import measure_of
 from dashboard import cards, ids
 from models import service
 from services import panels, switch
@@ -42,13 +43,14 @@ def _register_heatmap(app) -> None:
         Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"),
         Input(ids.TEMPERATURE, "value"), Input(ids.COLOR_SCALE, "value"), Input(ids.SHOW_VALUES, "value"),
         Input(ids.COLOR_STRETCH, "value"), Input(ids.POOL, "value"), Input(ids.HEATMAP_WINDOW, "data"),
-        Input(ids.HEATMAP_FETCH, "data"), State(ids.HEAD, "value"),
+        Input(ids.HEATMAP_FETCH, "data"), Input(ids.MEASURE, "value"), State(ids.HEAD, "value"),
     )
     @guarded("drawing the heatmap")
-    def heatmap(store, block, layer, slider, color_scale, show_values, stretch, pool, window, fetch, head):
+    def heatmap(store, block, layer, slider, color_scale, show_values, stretch, pool, window, fetch, measure, head):
         run = run_of(store)
         redraw = not ctx.triggered_prop_ids or bool(OVERVIEW_INPUTS & set(ctx.triggered_prop_ids))
-        return (_heatmap(run, block, layer, head, slider, color_scale, show_values, stretch, pool, window),
+        return (_heatmap(run, block, layer, head, slider, color_scale, show_values, stretch, pool, window,
+                         measure_of(store, layer, measure)),
                 _overview(run, block, layer, color_scale) if redraw else no_update)
 
     # title, stats and note come with the payload, so they never name another view than the figure
@@ -71,8 +73,9 @@ def _register_heatmap(app) -> None:
 
 
 @guarded("drawing the heatmap")
-def _heatmap(run, block, layer, head, slider, color_scale, show_values, stretch, pool, window):
-    p = panels.heatmap_payload(run, block, layer, head, slider, color_scale, show_values, stretch, pool, window)
+def _heatmap(run, block, layer, head, slider, color_scale, show_values, stretch, pool, window, measure):
+    p = panels.heatmap_payload(run, block, layer, head, slider, color_scale, show_values, stretch, pool, window,
+                               measure)
     return dict(p["payload"], note=p["note"])
 
 
@@ -84,13 +87,13 @@ def _overview(run, block, layer, color_scale):
 
 
 @guarded("inspecting the token")
-def _inspector(run, block, layer, query, slider):
-    return switch.inspector_layer(run, block, layer, query, slider)
+def _inspector(run, block, layer, query, slider, measure):
+    return switch.inspector_layer(run, block, layer, query, slider, measure)
 
 
 @guarded("drawing the text view")
-def _text_view(run, block, layer, query, slider):
-    return switch.text_view_layer(run, block, layer, query, slider)
+def _text_view(run, block, layer, query, slider, measure):
+    return switch.text_view_layer(run, block, layer, query, slider, measure)
 
 
 def _register_panels(app) -> None:
@@ -111,12 +114,13 @@ def _register_panels(app) -> None:
     @app.callback(
         Output(ids.INSPECTOR_PAYLOAD, "data"), Output(ids.TEXT_VIEW_PAYLOAD, "data"),
         Input(ids.QUERY, "data"), Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"),
-        Input(ids.TEMPERATURE, "value"),
+        Input(ids.TEMPERATURE, "value"), Input(ids.MEASURE, "value"),
     )
     @guarded("inspecting the token")
-    def query_panels(query, store, block, layer, slider):
+    def query_panels(query, store, block, layer, slider, measure):
         run = run_of(store)
-        return _inspector(run, block, layer, query, slider), _text_view(run, block, layer, query, slider)
+        ml = measure_of(store, layer, measure)
+        return _inspector(run, block, layer, query, slider, ml), _text_view(run, block, layer, query, slider, ml)
 
     # gates: (payload, layer, head, run, block); a head switch redraws from the payload it has
     _view = (Input(ids.LAYER, "value"), Input(ids.HEAD, "value"), State(ids.RUN, "data"), State(ids.BLOCK, "value"))

@@ -17,7 +17,7 @@ weights are 13 x 200 numbers (rounded to 4 decimals), the inspector 13 x 5 bars.
 """
 from __future__ import annotations
 
-from dashboard import cards, figures
+from dashboard import cards, figures, measure_card
 from services import panels, textview
 from services.views import MEAN, clamp_selection, parse_block
 
@@ -32,33 +32,39 @@ def _block_value(block, name: str) -> str:
     return block if isinstance(block, str) and block else name
 
 
-def inspector_layer(run, block, layer, query, slider) -> dict:
-    """Top keys of the inspected query for every head of the layer and their mean (see module doc)."""
+def inspector_layer(run, block, layer, query, slider, measure=None) -> dict:
+    """Top keys of the inspected query for every head of the layer and their mean (see module doc);
+    measure: a models.measure_views.MeasureLayer (the top keys under it, issue 13) or None (raw)."""
     name, layer, heads = _heads(run, block, layer)
     view = panels.view_stamp(run, _block_value(block, name), layer)
     out = {"view": view, "heads": heads, "tables": [], "titles": []}
-    bars = []
+    bars, figs = [], []
     for h in heads:
-        p = panels.inspector_panel(run, block, layer, h, query, slider, figure=False)
+        p = panels.inspector_panel(run, block, layer, h, query, slider, measure, figure=False)
         if p is None:  # no query chosen: one prompt for every head
             return {"view": view, "figure": figures.empty_figure(""), "table": cards.INSPECTOR_PROMPT,
                     "title": "Token inspector"}
-        bars.append(p["bars"])
-        out["tables"].append(cards.inspector_table(p["rows"], p["mean"]))
+        if p.get("measure") is not None:  # a measure's own bars (drawn one by one)
+            figs.append(p["figure"].to_plotly_json())
+            out["tables"].append(measure_card.inspector_table(p["rows"], p["measure"]))
+        else:
+            bars.append(p["bars"])
+            out["tables"].append(cards.inspector_table(p["rows"], p["mean"]))
         out["titles"].append(p["title"])
-    figs = figures.top_keys_bars(bars)
+    figs = figs or figures.top_keys_bars(bars)
     for f in figs[1:]:  # one template for all (gateInspector puts figures[0]'s back): 13 x 7 kB less
         f["layout"] = {k: v for k, v in f["layout"].items() if k != "template"}
     out["figures"] = figs
     return out
 
 
-def text_view_layer(run, block, layer, query, slider) -> dict:
-    """The text view of the inspected query for every head of the layer and their mean."""
+def text_view_layer(run, block, layer, query, slider, measure=None) -> dict:
+    """The text view of the inspected query for every head of the layer and their mean (under
+    `measure` when one is given, as services.textview)."""
     name, layer, heads = _heads(run, block, layer)
     out = None
     for h in heads:
-        p = textview.text_view_payload(run, block, layer, h, query, slider)
+        p = textview.text_view_payload(run, block, layer, h, query, slider, measure)
         if out is None:
             out = {"view": panels.view_stamp(run, _block_value(block, name), layer), "tokens": p["tokens"],
                    "query": p["query"], "heads": heads, "weights": [], "titles": [], "notes": []}
