@@ -68,6 +68,7 @@ class Capture:
     compact: bool = False
     check: bool = True
     calls: list = field(default_factory=list)
+    memo: dict = field(default_factory=dict)  # mask/bias descriptions shared by a forward's layers
 
 
 @dataclass
@@ -164,7 +165,7 @@ def _record(cap: Capture, slot: BlockSlot, query, key, scores, weights, *, scali
     store, summary = compact.record(
         query, key, weights, scaling=scaling, mask=mask, position_bias=position_bias, softcap=softcap,
         sinks=sinks, scores=scores, kv_index=kv_index, where=f"{slot.block} layer {slot.layer}",
-        check=cap.check)
+        check=cap.check, memo=cap.memo)
     cap.calls.append((slot, store, summary))
 
 
