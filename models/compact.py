@@ -441,15 +441,24 @@ class _Summaries:
         self.diag = torch.zeros(h)
         self.prev = torch.zeros(h)
 
-    def add(self, w: torch.Tensor, h0: int, r0: int) -> None:
+    def add(self, w: torch.Tensor, h0: int, r0: int, s: torch.Tensor | None = None) -> None:
         """w float32 [heads, rows, width]: weights of heads h0.., query rows r0.., keys [0, width) (keys
-        beyond width carry weight 0)."""
+        beyond width carry weight 0); s [heads, rows, width] the scores w is the softmax of (finite:
+        masked keys at the dtype's minimum), or None (then the entropy is summed from w log w).
+
+        With s the entropy needs no logarithm per key: w_j = exp(s_j - L) with L the row's log-sum-exp,
+        so H = -sum w_j ln w_j = L - sum w_j s_j, and L = s_top - ln w_top from the row's top key."""
         c, r, width = w.shape
         hs, rs = slice(h0, h0 + c), slice(r0, r0 + r)
-        self.ent[hs, rs] = torch.special.entr(w).sum(-1).div_(_LN2).clamp_min_(0)  # -w ln w, 0 at 0
-        self.sink[hs, rs] = w[..., 0]
         tv, ti = torch.topk(w, self.k, dim=-1, sorted=True)
         self.top_w[hs, rs], self.top_i[hs, rs] = tv, ti
+        if s is None:
+            ent = torch.special.entr(w).sum(-1)  # -w ln w, 0 at 0
+        else:
+            lse = s.gather(-1, ti[..., :1]).squeeze(-1).float().sub_(tv[..., 0].log())
+            ent = lse.sub_(torch.mul(w, s).sum(-1))
+        self.ent[hs, rs] = ent.div_(_LN2).clamp_min_(0)
+        self.sink[hs, rs] = w[..., 0]
         if self.tq == self.tk:
             self.diag[hs] += torch.diagonal(w, offset=r0, dim1=-2, dim2=-1).sum(-1)
             if self.tq >= 2:
@@ -510,30 +519,34 @@ def check_and_summarise(store: LayerStore, weights: torch.Tensor,
             hs = slice(h0, h1)
             s = store.raw_scores(q[hs, rows], k[hs], np.arange(h0, h1), rows, width)
             hid = hidden if hidden is not None else store.hidden(np.arange(h0, h1), rows, width)
-            if hid is not None:
-                s.masked_fill_(hid, float("-inf"))
+            if hid is not None:  # the dtype's minimum, not -inf: the same weights (exp underflows to 0
+                s.masked_fill_(hid, torch.finfo(s.dtype).min)  # exactly) and w * s stays finite
             if sinks is None:
                 w32 = torch.softmax(s, -1, dtype=torch.float32)
             else:
                 w32 = attention_math.weights(s[None], sinks=sinks[hs])[0].float()
-            del s
             model = weights[hs, rows]
             if dt == torch.float32:
                 d = torch.sub(w32, model[..., :width])
             else:  # the model rounds its float32 softmax to its dtype: so does the rebuild
                 d = torch.sub(w32.to(dt), model[..., :width])
-            lo, hi = torch.aminmax(d)
-            worst = max(worst, float(hi), -float(lo))
+            worst = _worse(worst, d)
             del d
             if width < tk:  # keys the chunk did not compute are hidden: the model's weight there is 0
-                lo, hi = torch.aminmax(model[..., width:])
-                worst = max(worst, float(hi), -float(lo))
-            if not math.isfinite(worst):
-                return float("inf"), None
+                worst = _worse(worst, model[..., width:])
             if worst > TOLERANCE:
                 return worst, None
-            acc.add(w32, h0, r0)
+            acc.add(w32, h0, r0, s if sinks is None else None)
     return worst, acc.done()
+
+
+def _worse(worst: float, diff: torch.Tensor) -> float:
+    """max(worst, max |diff|); inf when diff holds NaN or inf (never a silent pass)."""
+    lo, hi = torch.aminmax(diff)
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return float("inf")
+    return max(worst, hi, -lo)
 
 
 def _layer_context(memo: dict | None, mask, position_bias, h: int, tq: int, tk: int):
