@@ -15,6 +15,7 @@ import serving.redis_backend
 from callbacks import register_all
 from dashboard.layout import layout
 from models import registry
+from services.vocabulary import page_vocabulary
 
 
 def create_app() -> dash.Dash:
@@ -27,7 +28,7 @@ def create_app() -> dash.Dash:
         external_stylesheets=[],  # Bootstrap is vendored in assets/bootstrap.min.css (no CDN)
         update_title=None,
     )
-    app.layout = layout(registry.model_names())
+    app.layout = layout(registry.model_names(), page_vocabulary())
     register_all(app)
     serving.attach(app)  # /healthz, request guard, Redis run store when configured
     return app

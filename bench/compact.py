@@ -189,7 +189,8 @@ def bench_switch() -> dict:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from dashboard import cards, panels
+    from dashboard import cards
+    from services import panels
     from models import loader, service
 
     tok = loader.get_loaded("all-MiniLM-L6-v2").tokenizer

@@ -9,9 +9,10 @@ from dash.exceptions import PreventUpdate
 from callbacks.guard import guarded
 from callbacks.pruning import guarded as pruning_guarded
 from callbacks.views import run_of
-from dashboard import export, ids, panels
+from dashboard import export, ids
 from dashboard import pruning_ids as P
-from dashboard.pruning_views import PanelError
+from models.errors import PanelError
+from services import panels
 
 
 def register(app) -> None:

@@ -14,12 +14,9 @@ from dash import no_update, set_props
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
-from models.attention import InputError
-from models.loader import ModelLoadError
-from models.registry import ModelNotFound
+from models.errors import KNOWN_ERRORS  # torch-free: the guard never loads the model stack
 
 log = logging.getLogger("attention_dashboard")
-KNOWN_ERRORS = (ModelNotFound, ModelLoadError, InputError)
 MAX_MESSAGE_CHARS = 400
 
 

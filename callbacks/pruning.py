@@ -24,9 +24,9 @@ from callbacks.guard import guarded as _guarded
 from dashboard import ids
 from dashboard import pruning_ids as P
 from dashboard import pruning_panel as panel
-from dashboard import pruning_views as pv
 from dashboard.controls import temperature_from_slider
 from models import service
+from services import pruning_card as pv
 
 PROGRESS_INTERVAL_MS = 500  # how often the browser polls a background job for progress / result
 MASK_ACTIONS = {ids.RUN: "run", P.K_BUTTON: "least-important", P.ENTROPY_BUTTON: "entropy-above",

@@ -13,12 +13,12 @@ from dashboard import ids
 from dashboard import pruning_ids as P
 from dashboard import research_ids as R
 from dashboard import research_panel as panel
-from dashboard import research_compare as rc
-from dashboard import research_measures as rm
-from dashboard import research_profile as rpr
-from dashboard import research_pruning as rp
 from models import profile as prof
-from dashboard.pruning_views import PanelError
+from models.errors import PanelError
+from services import research_compare as rc
+from services import research_measures as rm
+from services import research_profile as rpr
+from services import research_pruning as rp
 
 
 def guarded(what: str, *, clears: bool = False):

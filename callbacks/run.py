@@ -6,8 +6,9 @@ from dash import ClientsideFunction, Input, Output, State, ctx
 from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
-from dashboard import ids, panels
+from dashboard import ids
 from models import loader, service
+from services import panels
 
 OUTPUT_KEYS = ("store", "block_options", "truncation", "truncated", "info", "query")
 

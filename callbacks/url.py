@@ -12,9 +12,10 @@ from dash import ClientsideFunction, Input, Output, State, ctx
 from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
-from dashboard import ids, panels
+from dashboard import ids
 from dashboard import pruning_ids as P
 from models import registry
+from services import panels
 
 
 def register(app) -> None:

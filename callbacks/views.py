@@ -7,8 +7,9 @@ from dash import ClientsideFunction, Input, Output, Patch, State
 from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
-from dashboard import cards, figures, ids, panels, textview
+from dashboard import cards, figures, ids
 from models import service
+from services import panels, textview
 
 
 def run_of(store: dict | None):

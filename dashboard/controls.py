@@ -8,7 +8,7 @@ from dash import dcc, html
 
 from dashboard import ids, urlstate
 from dashboard.figures import COLOR_SCALES
-from dashboard.views import head_options, layer_options
+from dashboard.selection import head_options, layer_options
 
 TEMPERATURE_CAPTION = ("T = 1 is the model itself; other values re-apply softmax to the model's real "
                        "pre-softmax scores q·k/√d")

@@ -58,7 +58,9 @@ def main_column() -> html.Div:
     )
 
 
-def layout(model_names: list[str]) -> html.Div:
+def layout(model_names: list[str], vocabulary: dict) -> html.Div:
+    """The page. vocabulary: the engine's names the research card offers, as plain data
+    (services.vocabulary.page_vocabulary(); this package imports no engine)."""
     return html.Div([
         *stores(),
         navbar(),
@@ -73,6 +75,6 @@ def layout(model_names: list[str]) -> html.Div:
                 dbc.Col(cards.overview_card(), xl=7, class_name="mb-3"),
             ], class_name="g-3"),
             dbc.Row(dbc.Col(pruning_card(), class_name="mb-4")),
-            dbc.Row(dbc.Col(research_card(model_names), class_name="mb-4")),
+            dbc.Row(dbc.Col(research_card(model_names, vocabulary), class_name="mb-4")),
         ], fluid=True),
     ], className="attention-dashboard")

@@ -13,13 +13,12 @@ from dash import dcc, html
 
 from dashboard import ids
 from dashboard import research_ids as R
-from dashboard import research_measures as rm
-from dashboard import research_profile as rpr
-from models import profile as prof
-from models import measures
 from dashboard import research_pruning as rp
 from dashboard.cards import graph
 from dashboard.pruning_panel import _job_row, _section
+
+DEFAULT_MEASURE = "rollout"
+PROFILE_MAX_UPLOAD_BYTES = 1 * 2**20
 
 METHOD_HELP = {
     "loss-gradient": "Michel et al. 2019: |∂L/∂ξ_h| of the task loss, one backward pass per batch",
@@ -94,10 +93,11 @@ def greedy_section() -> html.Div:
     ], fill=False)
 
 
-def measure_section() -> html.Div:
+def measure_section(measure_labels: dict[str, str]) -> html.Div:
+    """measure_labels: {engine measure name: label} in the engine's order (services.vocabulary)."""
     return _section("Attention measures", [
-        dbc.RadioItems(id=R.MEASURE, inline=True, value=rm.DEFAULT_MEASURE, class_name="small",
-                       options=[{"label": measures.MEASURE_LABELS[m], "value": m} for m in measures.MEASURES]),
+        dbc.RadioItems(id=R.MEASURE, inline=True, value=DEFAULT_MEASURE, class_name="small",
+                       options=[{"label": label, "value": m} for m, label in measure_labels.items()]),
         html.Div("", id=R.MEASURE_TITLE, className="small fw-semibold"),
         graph(R.MEASURE_GRAPH, "attention-measure", class_name="research-measure-graph"),
         html.Div([], id=R.MEASURE_EXPLAIN, className="small text-muted"),
@@ -134,14 +134,15 @@ def model_view_section() -> html.Div:
     ], fill=False)
 
 
-def profile_section() -> html.Div:
+def profile_section(profile_measures: list[str]) -> html.Div:
+    """profile_measures: the engine's corpus-profile measure names, one grid each (services.vocabulary)."""
     upload = dcc.Upload(
-        id=R.PROFILE_UPLOAD, multiple=False, max_size=rpr.MAX_UPLOAD_BYTES, className="pruning-upload",
+        id=R.PROFILE_UPLOAD, multiple=False, max_size=PROFILE_MAX_UPLOAD_BYTES, className="pruning-upload",
         children=html.Div(["Drop or ", html.A("choose a text file", className="link-primary"),
                            html.Span(" (one sentence a line; ≥ 200 recommended)", className="text-muted")]))
     grids = dbc.Row([dbc.Col(graph(R.profile_grid(m), f"profile-{m}", class_name=f"{ids.HEAD_GRID_CLASS} "
                                    "research-profile-grid", modebar=False), md=6, xl=3, class_name="mb-2")
-                     for m in prof.MEASURES], class_name="g-2")
+                     for m in profile_measures], class_name="g-2")
     return _section("Corpus head profile", [
         html.Div([upload, html.Span("", id=R.PROFILE_CORPUS_INFO, className="small")], className="mb-1"),
         _job_row("Compute profile", R.PROFILE_BUTTON, R.PROFILE_CANCEL, R.PROFILE_PROGRESS, R.PROFILE_PROGRESS_TEXT,
@@ -159,7 +160,9 @@ def extreme_list(title: str, rows: list[dict]) -> html.Div:
                  html.Span(f"  {r['value']:.3f}", className="text-muted font-monospace")]) for r in rows])])
 
 
-def research_card(model_names: list[str] | None = None) -> dbc.Card:
+def research_card(model_names: list[str] | None, vocabulary: dict) -> dbc.Card:
+    """vocabulary: {"measures": {name: label}, "profile_measures": [name]}, the engine's names as plain
+    data (services.vocabulary.page_vocabulary()): the layout imports no engine."""
     return dbc.Card([
         dbc.CardHeader(html.Div([
             html.Span("Research", className="fw-semibold"),
@@ -171,10 +174,10 @@ def research_card(model_names: list[str] | None = None) -> dbc.Card:
             dcc.Store(id=R.STUDY, data=None), dcc.Store(id=R.GREEDY_DONE, data=None),
             dcc.Store(id=R.PROFILE, data=None), dcc.Store(id=R.PROFILE_CORPUS, data=None),
             dbc.Alert(id=R.STATUS, is_open=False, color="danger", dismissable=True, class_name="mb-2 py-2 small"),
-            measure_section(),
+            measure_section(vocabulary["measures"]),
             html.Div(model_view_section(), className="mt-3"),
             html.Div(compare_section(list(model_names or [])), className="mt-3"),
-            html.Div(profile_section(), className="mt-3"),
+            html.Div(profile_section(list(vocabulary["profile_measures"])), className="mt-3"),
             html.Div(study_section(), className="mt-3"),
             html.Div(greedy_section(), className="mt-3"),
         ]),

@@ -1,12 +1,12 @@
-"""Held-out pruning study on the page: pure builders from plain data (no Dash callbacks).
+"""The held-out pruning study, from plain data: the study's choices and defaults, its figure,
+table and texts. Pure (numpy + plotly); the engine half (which pairs, the jobs, the cost of the
+greedy order) is services/research_pruning.py.
 
-    study_pairs(corpus, n_pairs)            -> (pairs, label): the pruning card's upload or the bundled 184
-    parse_methods / parse_seeds / parse_share  validated user choices (the browser sends them)
-    compute_study / compute_greedy            call models.pruning_science (cached) for the run's model
-    study_figure(study)                       metric vs share pruned: each method with its bootstrap band,
-                                              random mean ± std over seeds and each seed faintly
-    study_rows(study, shares)                 the table at 30 % and 50 %: value, 95 % CI, z, p
-    study_text(study) / greedy_note(...)      what was computed, on what, how
+    parse_seeds / parse_share               validated user choices (the browser sends them)
+    study_figure(study)                     metric vs share pruned: each method with its bootstrap band,
+                                            random mean ± std over seeds and each seed faintly
+    study_rows(study, shares)               the table at 30 % and 50 %: value, 95 % CI, z, p
+    study_text(study) / greedy_note(...)    what was computed, on what, how
 """
 from __future__ import annotations
 
@@ -17,8 +17,6 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard import figures
-from dashboard.pruning_views import PanelError, corpus_pairs, run_info
-from models import pruning_science as ps
 
 DEFAULT_METHODS = ("loss-gradient", "output-sensitivity", "output-sensitivity-iterative")
 METHOD_LABELS = {
@@ -35,22 +33,11 @@ COLORS = {"loss-gradient": "#2563eb", "output-sensitivity": "#dc2626", "loss-gra
           "output-sensitivity-iterative": "#ea580c", "cosine-spread": "#db2777", "cosine-spread-iterative": "#9d174d",
           "greedy": "#059669", "random": "#6b7280"}
 DEFAULT_SEEDS = 8
+
 MIN_SEEDS, MAX_SEEDS = 5, 20
 DEFAULT_ESTIMATE = 50  # percent of the pairs that estimate importance
 TABLE_SHARES = (0.3, 0.5)
 BUNDLED_STUDY_LABEL = "bundled paraphrase pairs (184)"
-
-
-def parse_methods(methods, loaded=None) -> list[str]:
-    allowed = ps.methods_for(loaded) if loaded is not None else list(ps.METHODS)
-    if not isinstance(methods, list):
-        raise PanelError("Choose at least one importance method.")
-    out = [m for m in allowed if m in methods and m != "greedy"]
-    if "greedy" in methods and "greedy" in allowed:
-        out.append("greedy")
-    if not out:
-        raise PanelError("Choose at least one importance method this model supports.")
-    return out
 
 
 def parse_seeds(seeds) -> int:
@@ -69,58 +56,6 @@ def parse_share(percent) -> float:
     if not np.isfinite(p):
         return DEFAULT_ESTIMATE / 100
     return max(20.0, min(80.0, p)) / 100
-
-
-def study_pairs(corpus: dict | None) -> tuple[list, str]:
-    """The pruning card's uploaded pairs when there are any, else the bundled 184."""
-    if corpus:
-        return corpus_pairs(corpus, None)
-    return ps.load_study_pairs(), BUNDLED_STUDY_LABEL
-
-
-def corpus_note(corpus: dict | None, percent) -> str:
-    try:
-        pairs, label = study_pairs(corpus)
-    except Exception:  # noqa: BLE001 - a bad upload is reported by the pruning card
-        return ""
-    share = parse_share(percent)
-    try:
-        est, ev = ps.split_pairs(pairs, share)
-    except ValueError as exc:
-        return str(exc)
-    return (f"{label}: importance estimated on {len(est)} pairs, curves evaluated on the other {len(ev)} "
-            f"(seeded random split). Upload pairs in the pruning card above to study your own.")
-
-
-def _loaded(store):
-    from models import loader
-
-    return loader.get_loaded(run_info(store).model)
-
-
-def compute_study(store, corpus, methods, seeds, percent, progress=None) -> dict:
-    loaded = _loaded(store)
-    pairs, label = study_pairs(corpus)
-    methods = parse_methods(methods, loaded)
-    try:
-        res = ps.cached_study(loaded, pairs, methods=methods, seeds=parse_seeds(seeds),
-                              estimate_share=parse_share(percent), progress=progress)
-    except ValueError as exc:
-        raise PanelError(str(exc)) from None
-    out = res.to_dict()
-    out.update(model=loaded.name, corpus=label)
-    return out
-
-
-def greedy_cost(store, corpus, percent) -> dict:
-    """{"evaluations", "seconds_each", "seconds"}: the greedy job's cost, one evaluation measured."""
-    loaded = _loaded(store)
-    pairs, _ = study_pairs(corpus)
-    est = ps.greedy_subset(pairs, parse_share(percent))
-    L, H = loaded.shape(next(iter(loaded.blocks)))
-    n = ps.greedy_evaluations(L * H, int(round(0.5 * L * H)))
-    each = ps.cached_seconds_per_evaluation(loaded, est)
-    return {"evaluations": n, "seconds_each": each, "seconds": n * each, "n_estimate": len(est)}
 
 
 def greedy_note(cost: dict | None) -> str:
@@ -152,15 +87,6 @@ def eta_reporter(set_progress: Callable | None, what: str) -> Callable[[int, int
         set_progress((pct, f"{what}: {done} of {total} steps ({pct}%){left}"))
     return report
 
-
-def compute_greedy(store, corpus, percent, progress=None) -> dict:
-    loaded = _loaded(store)
-    pairs, label = study_pairs(corpus)
-    res = ps.cached_greedy(loaded, pairs, estimate_share=parse_share(percent), progress=progress)
-    return {"model": loaded.name, "corpus": label, "k": res["k"], "seconds": res["seconds"]}
-
-
-# ---- figure, table, text --------------------------------------------------------------------
 
 def _rgba(hex_color: str, alpha: float) -> str:
     h = hex_color.lstrip("#")

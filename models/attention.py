@@ -22,8 +22,7 @@ from models.loader import LoadedModel
 from models.run import AttentionRun, Block, Token, Truncation, stack_summaries
 
 
-class InputError(ValueError):
-    """A text the model cannot run (empty, only whitespace, nothing left after tokenising)."""
+from models.errors import InputError  # noqa: E402,F401 - re-exported (defined torch-free in models.errors)
 
 
 def _clean(text: str | None, what: str, required: bool) -> str | None:

@@ -39,8 +39,7 @@ FALLBACK = "fallback"  # the modules bypass it: eager output_attentions + gates 
 SCORE_FEATURES = ("temperature", "q·k scores")
 
 
-class ModelLoadError(RuntimeError):
-    """The model's files are there but transformers could not load them."""
+from models.errors import ModelLoadError  # noqa: E402,F401 - re-exported (defined torch-free in models.errors)
 
 
 @dataclass

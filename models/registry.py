@@ -21,8 +21,7 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".msgpack", ".h5")
 
 
-class ModelNotFound(LookupError):
-    """An unknown model name, or a configured location that is not a usable model."""
+from models.errors import ModelNotFound  # noqa: E402,F401 - re-exported (defined torch-free in models.errors)
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from selenium.webdriver.common.keys import Keys
 
 from dashboard import ids
 from dashboard import pruning_ids as P
-from dashboard import pruning_views as pv
+from services import pruning_card as pv
 from dashboard.urlstate import DEFAULT_HEAD, DEFAULT_LAYER, DEFAULT_MODEL, DEFAULT_TEXT
-from dashboard.views import head_matrix
+from services.views import head_matrix
 from models import loader, pruning
 from tests.browser.helpers import GD, until
 

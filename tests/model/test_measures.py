@@ -125,7 +125,7 @@ def test_pure_functions_validate_shapes():
 
 
 def test_compare_two_texts_and_the_same_text(minilm):
-    from dashboard import research_compare as rc
+    from services import research_compare as rc
     from models import service
 
     req = service.RunRequest.create("all-MiniLM-L6-v2", TEXT)

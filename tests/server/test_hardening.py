@@ -17,7 +17,7 @@ import threading
 import pytest
 
 from dashboard import pruning_ids as P
-from dashboard import pruning_views as pv
+from services import pruning_card as pv
 from models import service
 from serving.client import Session, response_value
 

@@ -38,8 +38,9 @@ def _walk(component):
 
 def test_layout_has_every_id_once():
     from dashboard.layout import layout
+    from services.vocabulary import page_vocabulary
 
-    found = [c.id for c in _walk(layout(["all-MiniLM-L6-v2"])) if getattr(c, "id", None) is not None]
+    found = [c.id for c in _walk(layout(["all-MiniLM-L6-v2"], page_vocabulary())) if getattr(c, "id", None) is not None]
     strings = [i for i in found if isinstance(i, str)]
     assert len(strings) == len(set(strings))
     for name in ("URL", "RUN", "HOVER", "QUERY", "MODEL", "TEXT", "TEXT_PAIR", "RUN_BUTTON", "LAYER", "HEAD",

@@ -15,7 +15,7 @@ import pytest
 
 from dashboard import pruning_ids as P
 from dashboard import pruning_panel
-from dashboard import pruning_views as pv
+from services import pruning_card as pv
 from models import pruning
 from models.run import AttentionRun, Block, Token
 
@@ -239,7 +239,7 @@ def test_comparison_numbers(runs):
 
 def test_comparison_follows_the_temperature(runs):
     """T re-applies softmax to each run's own pre-softmax scores, on both sides."""
-    from dashboard.views import head_matrix
+    from services.views import head_matrix
 
     import dataclasses
 

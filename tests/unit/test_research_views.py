@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from dashboard import research_panel as panel
-from dashboard import research_pruning as rp
-from dashboard.pruning_views import PanelError
+from models.errors import PanelError
+from services import research_pruning as rp
 
 
 def _study(methods=("loss-gradient", "output-sensitivity")):
@@ -99,7 +99,7 @@ def test_eta_reporter():
 
 
 def test_measure_choice_and_explain_lines():
-    from dashboard import research_measures as rm
+    from services import research_measures as rm
 
     assert rm.parse_measure("value-norm") == "value-norm"
     assert rm.parse_measure("<script>") == rm.DEFAULT_MEASURE and rm.parse_measure(None) == rm.DEFAULT_MEASURE
@@ -112,7 +112,7 @@ def test_measure_choice_and_explain_lines():
 def test_profile_upload_is_validated():
     import base64
 
-    from dashboard import research_profile as rpr
+    from services import research_profile as rpr
 
     url = "data:text/plain;base64," + base64.b64encode("One.\nTwo?\n# comment\nA\tB\n".encode()).decode()
     c = rpr.decode_corpus(url, "x.txt")
@@ -125,7 +125,7 @@ def test_profile_upload_is_validated():
 
 
 def test_profile_grids_and_text_from_a_store():
-    from dashboard import research_profile as rpr
+    from services import research_profile as rpr
     from models import profile as prof
 
     rng = np.random.default_rng(1)
@@ -144,7 +144,7 @@ def test_profile_grids_and_text_from_a_store():
 
 
 def test_profile_lookups_never_trust_the_browser():
-    from dashboard import research_profile as rpr
+    from services import research_profile as rpr
 
     for store in (None, {"key": "../../etc/passwd"}, {"key": 5}, {"key": "ab" * 16}):
         with pytest.raises(PanelError):

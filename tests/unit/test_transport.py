@@ -4,8 +4,9 @@ a window store from the browser that is never trusted."""
 import numpy as np
 import pytest
 
-from dashboard import panels, transport
-from dashboard.views import MEAN
+from dashboard import transport
+from dashboard.selection import MEAN
+from services import panels
 from models import metrics
 from models.run import AttentionRun, Block, Token
 

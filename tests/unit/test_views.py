@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from dashboard import panels, views
+from services import panels, views
 from dashboard.controls import slider_from_temperature, temperature_from_slider
-from dashboard.views import MEAN
+from dashboard.selection import MEAN
 from models import metrics
 from models.run import AttentionRun, Block, Token, Truncation
 

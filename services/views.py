@@ -16,23 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dashboard.selection import (GRID_METRICS, MEAN, PAIR_SLICES, clamp_to, head_options,  # noqa: F401
+                                 layer_options, parse_head, parse_layer, run_info)
 from models import metrics
-from models.attention import InputError
+from models.errors import InputError
 from models.run import AttentionRun, Truncation
 
-MEAN = "mean"
-PAIR_SLICES = ("AA", "AB", "BA", "BB")
 _SEG = {"A": 0, "B": 1}
 _KIND_LABEL = {"self": "self", "causal": "self (causal)", "cross": "cross"}
 _BLOCK_LABEL = {"encoder": "encoder self", "decoder": "decoder self (causal)",
                 "cross": "cross (decoder → encoder)"}
-GRID_METRICS = {  # radio value -> (metrics key, label, unit)
-    "entropy": ("entropy", "entropy", "bits"),
-    "sink": ("sink", "sink mass", ""),
-    "diagonal": ("diagonal", "diagonal (self) mass", ""),
-    "previous": ("previous", "previous-token mass", ""),
-    "role": ("role", "head role", ""),
-}
 
 
 # ---- blocks ----------------------------------------------------------------------------------
@@ -84,46 +77,6 @@ def clamp_selection(run: AttentionRun, block: str, layer, head) -> tuple[int, in
     """
     b = run.block(block)
     return clamp_to(b.n_layers, b.n_heads, layer, head)
-
-
-def clamp_to(n_layers: int, n_heads: int, layer, head) -> tuple[int, int | str]:
-    """clamp_selection for a block of n_layers x n_heads."""
-    layer, head = parse_layer(layer), parse_head(head)
-    layer = layer if layer is not None and layer < n_layers else n_layers - 1
-    if head == MEAN:
-        return layer, MEAN
-    head = head if head is not None and head < n_heads else 0
-    return layer, head
-
-
-def layer_options(n_layers: int) -> list[dict]:
-    """Options of the layer dropdown (values are strings: a native <select>)."""
-    return [{"label": f"Layer {i}", "value": str(i)} for i in range(n_layers)]
-
-
-def head_options(n_heads: int) -> list[dict]:
-    return [{"label": f"Head {i}", "value": str(i)} for i in range(n_heads)] + [
-        {"label": "mean of all heads", "value": MEAN}]
-
-
-def parse_layer(value) -> int | None:
-    """A dropdown/URL layer value ("3", 3) as int; None when it is not a whole number >= 0."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, str):  # ASCII digits only ("²".isdigit() is True), short (int() refuses 4,300+)
-        v = value.strip()
-        if 0 < len(v) <= 12 and v.isascii() and v.isdigit():
-            return int(v)
-    return None
-
-
-def parse_head(value) -> int | str | None:
-    """A head value: MEAN, or an int >= 0; None otherwise."""
-    if value == MEAN:
-        return MEAN
-    return parse_layer(value)
 
 
 # ---- one head (or the mean of a layer's heads) --------------------------------------------------
@@ -275,12 +228,3 @@ def truncation_message(truncations: tuple[Truncation, ...] | list) -> str | None
         parts.append(f"{what} cut to {t.max_tokens} tokens at character {t.kept_chars} of "
                      f"{t.total_chars}; {t.dropped_tokens} token{'s' if t.dropped_tokens != 1 else ''} not run.")
     return " ".join(parts) or None
-
-
-def run_info(summary: dict) -> str:
-    """"all-MiniLM-L6-v2 · encoder · 13 tokens · 6 layers × 12 heads"."""
-    main = summary["blocks"][0]
-    n = len(summary["source_tokens"])
-    extra = f" + {len(summary['target_tokens'])} target" if summary.get("target_tokens") else ""
-    return (f"{summary['model']} · {summary['architecture']} · {n} tokens{extra} · "
-            f"{main['layers']} layers × {main['heads']} heads")

@@ -19,11 +19,12 @@ import numpy as np
 
 from dashboard import figures
 from dashboard.figures_extra import add_meta
-from dashboard.pruning_views import PanelError, run_info
+from dashboard.research_panel import PROFILE_MAX_UPLOAD_BYTES as MAX_UPLOAD_BYTES
 from models import profile as prof
+from models.errors import PanelError
+from services.pruning_card import run_info
 
 BUNDLED_LABEL = "bundled corpus"
-MAX_UPLOAD_BYTES = 1 * 2**20
 TOP_K = 5
 _KEY = re.compile(r"^[0-9a-f]{16,128}$")
 METRIC_STYLE = {"entropy": "entropy"}  # figures.head_grid style; masses use "sink" (0..1, accent)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from dashboard.controls import temperature_from_slider
-from dashboard.views import MEAN, clamp_selection, default_query, head_weights, parse_block, parse_layer
+from services.views import MEAN, clamp_selection, default_query, head_weights, parse_block, parse_layer
 from models.run import AttentionRun, Token
 
 MAX_GAP_CHARS = 40  # a longer run of text between two tokens (e.g. cut whitespace) is shortened
@@ -35,7 +35,7 @@ def segments(tokens: tuple[Token, ...], texts: list[str | None]) -> list[dict]:
 def text_view_payload(run: AttentionRun, block, layer, head, query, slider) -> dict:
     """{"view", "tokens" (segments of the key side), "query", "weights" [keys] of that query,
     "title", "note"} for the page's selection; `view` as dashboard.panels.view_stamp."""
-    from dashboard.panels import view_stamp  # (panels imports this module's neighbours)
+    from services.panels import view_stamp  # (panels imports this module's neighbours)
 
     name, _ = parse_block(run, block)
     layer, head = clamp_selection(run, name, layer, head)

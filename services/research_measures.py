@@ -12,11 +12,11 @@ import numpy as np
 
 from dashboard import figures
 from dashboard.figures_extra import add_meta
-from dashboard.pruning_views import PanelError, run_info
-from dashboard.views import MEAN, parse_head, parse_layer
+from dashboard.research_panel import DEFAULT_MEASURE
+from dashboard.selection import MEAN, parse_head, parse_layer
 from models import measures
-
-DEFAULT_MEASURE = "rollout"
+from models.errors import PanelError
+from services.pruning_card import run_info
 
 
 def parse_measure(value) -> str:

@@ -17,7 +17,7 @@ import plotly.io
 from dashboard import export, figures, transport, urlstate
 from dashboard.controls import slider_from_temperature, temperature_from_slider
 from dashboard.figures_extra import add_meta, layer_outline, panel_outline
-from dashboard.views import (GRID_METRICS, MEAN, block_metrics, block_options, clamp_selection, clamp_to,
+from services.views import (GRID_METRICS, MEAN, block_metrics, block_options, clamp_selection, clamp_to,
                              default_query, head_matrix, head_options, head_stats, head_title, layer_options,
                              parse_block, parse_layer, run_info, top_keys, truncation_message, valid_block_choice,
                              head_weights, view_positions)
