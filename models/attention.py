@@ -208,7 +208,7 @@ def extract(loaded: LoadedModel, text: str, text_pair: str | None = None, *, max
     fallback = getattr(loaded, "path", None) == "fallback"  # weights from the model's own output_attentions
     own_loss = loaded.architecture == "decoder" and "labels" in inputs and _plain_causal_lm_loss(loaded.model)
     model_inputs = {k: v for k, v in inputs.items() if not (own_loss and k == "labels")}
-    with torch.inference_mode(), interventions.capture(compact=True, check=check) as cap, \
+    with torch.inference_mode(), interventions.capture(compact=True, check=check, model=loaded.model) as cap, \
             interventions.head_gates(gates or {}):
         out = loaded.model(**model_inputs, **({"output_attentions": True} if fallback else {}))
         if own_loss:

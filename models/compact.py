@@ -571,13 +571,15 @@ def _layer_context(memo: dict | None, mask, position_bias, h: int, tq: int, tk: 
 def record(query: torch.Tensor, key: torch.Tensor, weights: torch.Tensor, *, scaling: float,
            mask=None, position_bias=None, softcap=None, sinks=None, scores: torch.Tensor | None = None,
            kv_index=None, where: str = "", check: bool = True,
-           memo: dict | None = None) -> tuple[LayerStore, LayerSummary]:
+           memo: dict | None = None, start: str = "qk16") -> tuple[LayerStore, LayerSummary]:
     """Reduce one attention call (batch 1) to a checked LayerStore and its LayerSummary.
 
     query [1, heads, tq, d]; key [1, kv heads, tk, d] (not expanded); weights [1, heads, tq, tk]
     the model's softmax output; mask/position_bias as passed to the attention function; scores
     [1, heads, tq, tk] the pre-softmax scores the model used (kept only if the compact form fails);
     memo: a dict shared by the calls of one forward (mask descriptions are computed once).
+    start: the first storage to try ("qk16", or "qk32" for a layer whose float16 form did not
+    reproduce last time: its check is not run twice on every capture).
     With `check`, the summaries are those of the checked rebuild (check_and_summarise); without
     it, or when the layer is stored in full, those of the model's own weights.
     """
@@ -590,7 +592,8 @@ def record(query: torch.Tensor, key: torch.Tensor, weights: torch.Tensor, *, sca
     mask_spec, bias_spec, allowed_count = _layer_context(memo, mask, position_bias, h, tq, tk)
     sink_arr = None if sinks is None else sinks.detach().float().cpu().reshape(-1).numpy().copy()
     reasons = []
-    for dtype, mode in ((torch.float16, "qk16"), (torch.float32, "qk32")):
+    modes = ((torch.float16, "qk16"), (torch.float32, "qk32"))
+    for dtype, mode in modes[1:] if start == "qk32" else modes:
         store = LayerStore(mode=mode, n_heads=h, n_queries=tq, n_keys=tk,
                            q=q.to(dtype).contiguous().numpy(), k=k.to(dtype).contiguous().numpy(),
                            scaling=float(scaling), softcap=float(softcap) if softcap else None,
