@@ -217,7 +217,8 @@ class LayerStore:
         kv head (grouped-query sharing, or kv_index on a physically pruned layer)."""
         dt = getattr(torch, self.compute_dtype)
         hs = np.arange(self.n_heads) if hs is None else np.asarray(hs).reshape(-1)
-        q = torch.from_numpy(self.q[hs] if len(hs) != self.n_heads else self.q).to(dt)
+        every = len(hs) == self.n_heads and bool((hs == np.arange(self.n_heads)).all())
+        q = torch.from_numpy(self.q if every else self.q[hs]).to(dt)
         if _fold_scaling(dt):
             q = q * self.scaling
         kv = hs // (self.n_heads // self.k.shape[0]) if self.kv_index is None else self.kv_index[hs]

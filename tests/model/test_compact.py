@@ -235,3 +235,20 @@ def test_run_loss_is_the_models_own_causal_lm_loss(minilm, monkeypatch):
     with torch.no_grad():
         expect = float(_eager("gpt2", model)(**inputs).loss)
     assert abs(float(run.outputs["loss"]) - expect) <= 1e-5 * max(1.0, abs(expect))
+
+
+def test_any_head_order_and_rows_are_rebuilt_from_their_own_queries():
+    """LayerStore.weights/scores for a permuted head list and scattered rows read those heads' and
+    rows' own queries (grouped-query keys mapped per head)."""
+    from models import attention_math
+
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 4, 6, 8), torch.randn(1, 2, 6, 8)
+    causal = torch.zeros(1, 1, 6, 6).masked_fill(torch.ones(6, 6, dtype=torch.bool).triu(1),
+                                                 torch.finfo(torch.float32).min)
+    s = attention_math.scores(q, k, scaling=0.3, attention_mask=causal)
+    w = attention_math.weights(s)[0].numpy()
+    store, _ = compact.record(q, k, attention_math.weights(s), scaling=0.3, mask=causal, scores=s)
+    order, rows = [3, 1, 2, 0], np.array([5, 0, 2])
+    np.testing.assert_allclose(store.weights(order).numpy(), w[order], atol=1e-3)
+    np.testing.assert_allclose(store.weights(order, rows).numpy(), w[order][:, rows], atol=1e-3)
