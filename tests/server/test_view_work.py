@@ -94,7 +94,9 @@ def test_each_user_action_computes_each_thing_once(counted):
     assert total.get("forward") == 1, total  # the run: one forward pass for every panel
     # every head of the shown layer rebuilt once for the heatmap, its mean and the overview together
     assert one_layer <= total.get("weight rows", 0) <= one_layer + 4, (total, per)
-    assert total.get("score rows", 0) <= one_layer + 4, (total, per)  # weights' own scores + a query row
+    # weights' own scores + the inspected query's row of every head (the inspector holds every head of
+    # the layer, so a head switch asks nothing: services/switch.py)
+    assert total.get("score rows", 0) <= one_layer + heads + 4, (total, per)
     pruning = {k: v for k, v in per.items() if "pruning" in k}
     assert pruning and not any(v for v in pruning.values()), pruning  # nothing until a head is pruned
 
