@@ -6,7 +6,6 @@ block as a block choice ("self", "self:AB", "cross"), temperature as the slider'
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import warnings
@@ -72,14 +71,8 @@ def block_controls(summary: dict | None, choice, layer, head, layer_options_now)
 def view_key(run: AttentionRun) -> str:
     """A short id of the run (model, weights, texts, token count, head mask): the run store carries
     it, every panel stamps it on what it sends, so the browser can drop a panel's answer that
-    belongs to another run (assets/consistency.js)."""
-    h = hashlib.sha1()
-    for part in (run.model_name, run.model_fingerprint, run.text, run.text_pair or "\x00",
-                 str(len(run.source_tokens)), str(len(run.target_tokens))):
-        h.update(part.encode("utf-8", "surrogatepass") + b"\x1f")
-    if run.head_mask is not None:
-        h.update(np.ascontiguousarray(run.head_mask, dtype=np.float32).tobytes())
-    return h.hexdigest()[:16]
+    belongs to another run (assets/consistency.js). AttentionRun.identity, memoised on the run."""
+    return run.identity
 
 
 def view_stamp(run: AttentionRun, block, layer, head=None) -> dict:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -255,22 +254,9 @@ def comparison(base: AttentionRun, pruned: AttentionRun, mask, block_choice, lay
     }
 
 
-_JS_MEMO: dict[tuple[int, int, str], tuple[weakref.ref, weakref.ref, np.ndarray]] = {}
-
-
 def attention_change(base: AttentionRun, pruned: AttentionRun, block: str) -> np.ndarray:
-    """pruning.attention_change (float32 [L, H]), memoised per pair of live run objects: switching
-    the shown head does not recompute the divergence of every head (the service's LRU hands back
-    the same run objects)."""
-    key = (id(base), id(pruned), block)
-    hit = _JS_MEMO.get(key)
-    if hit is not None and hit[0]() is base and hit[1]() is pruned:
-        return hit[2]
-    js = pruning.attention_change(base, pruned, block)
-    for k in [k for k, (a, b, _) in _JS_MEMO.items() if a() is None or b() is None]:
-        _JS_MEMO.pop(k, None)
-    _JS_MEMO[key] = (weakref.ref(base), weakref.ref(pruned), js)
-    return js
+    """float32 [L, H]: pruned.attention_change(base, block), memoised on the pruned run."""
+    return pruned.attention_change(base, block)
 
 
 # ---- corpus (importance / curves) ------------------------------------------------------------
