@@ -226,7 +226,7 @@ def _settle(driver, quiet: float = 1.0, timeout: float = 30.0) -> list:
 
 
 if __name__ == "__main__":
-    from serving.local import LocalGunicorn
+    from bench.local import LocalGunicorn
 
     with LocalGunicorn(workers=1) as srv:
         print(json.dumps(head_switch(srv.url), indent=1))

@@ -8,15 +8,17 @@ from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
 from dashboard import cards, figures, ids
+from dashboard.selection import parse_run_store
 from models import service
 from services import panels, textview
 
 
 def run_of(store: dict | None):
     """The run a store names (raises PreventUpdate before the first run)."""
-    if not store or "request" not in store:
+    rs = parse_run_store(store)
+    if rs is None:
         raise PreventUpdate
-    return service.get_run(service.RunRequest.from_dict(store["request"]))
+    return service.get_run(service.RunRequest.from_dict(rs.request))
 
 
 def register(app) -> None:

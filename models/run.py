@@ -25,7 +25,6 @@ sentence pair both texts) or "target" (the decoder input of an encoder-decoder m
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -419,7 +418,3 @@ class AttentionRun:
             "segments": [t.segment for t in self.source_tokens],
             "truncations": [asdict(t) for t in self.truncations],
         }
-
-
-def dumps_meta(meta: dict) -> bytes:
-    return json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

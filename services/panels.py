@@ -14,12 +14,11 @@ import numpy as np
 import plotly.io
 
 from dashboard import export, figures, transport, urlstate
-from dashboard.controls import slider_from_temperature, temperature_from_slider
-from dashboard.figures_extra import add_meta, layer_outline, panel_outline
-from services.views import (GRID_METRICS, MEAN, block_metrics, block_options, clamp_selection, clamp_to,
-                             default_query, head_matrix, head_options, head_stats, head_title, layer_options,
-                             parse_block, parse_layer, run_info, top_keys, truncation_message, valid_block_choice,
-                             head_weights, view_positions)
+from dashboard.selection import temperature_from_slider
+from dashboard.figures import add_meta, layer_outline, panel_outline
+from services.views import (GRID_METRICS, MEAN, block_options, clamp_to, default_query,
+                             head_matrix, head_options, head_stats, head_title, head_weights, layer_options,
+                             parse_index, selection_of, summary_line, top_keys, truncation_message, view_positions)
 from models import metrics
 from models.run import AttentionRun
 
@@ -83,11 +82,6 @@ def view_stamp(run: AttentionRun, block, layer, head=None) -> dict:
             "text": run.text[:60]}
 
 
-def _block_value(block, name: str) -> str:
-    """The block as the dropdown holds it ("self", "self:AB", "cross"), or the block's name."""
-    return block if isinstance(block, str) and block else name
-
-
 def block_controls_of(run: AttentionRun) -> dict:
     """{block name: {"layer_options", "head_options"}}: what the dropdowns offer per block (the
     browser applies them when the run lands, keeping a layer chosen meanwhile)."""
@@ -104,16 +98,12 @@ def run_outputs(request: dict, run: AttentionRun, layer, head, block, query, pre
     query while the text stays the same (`previous`: the last run's request); otherwise the
     inspector opens on `views.default_query`.
     """
-    choice = valid_block_choice(run, block)
-    name, _ = parse_block(run, choice)
-    layer, head = clamp_selection(run, name, layer, head)
+    sel = selection_of(run, block, layer, head, query)
+    choice, name, layer, head = sel.value, sel.block, sel.layer, sel.head
     b = run.block(name)
-    n_queries = len(run.tokens(b.query_side))
-    q = parse_layer(query)
     same_text = previous is None or (previous.get("text"), previous.get("text_pair")) == (
         request.get("text"), request.get("text_pair"))
-    if q is None or q >= n_queries or not same_text:
-        q = default_query(run, name)
+    q = sel.query if sel.query is not None and same_text else default_query(run, name)
     summary = run.summary()
     trunc = truncation_message(run.truncations)
     selection = {"layer": str(layer), "head": str(head), "block": choice, "from_url": bool(from_url)}
@@ -128,7 +118,7 @@ def run_outputs(request: dict, run: AttentionRun, layer, head, block, query, pre
         "head_options": head_options(b.n_heads), "head": str(head),
         "block_options": block_options(run), "block": choice,
         "truncation": trunc or "", "truncated": bool(trunc),
-        "info": run_info(summary),
+        "info": summary_line(summary),
         "query": q,
     }
 
@@ -140,8 +130,8 @@ def heatmap_panel(run: AttentionRun, block, layer, head, slider, color_scale, sh
 
     stretch: colours run from 0 to this matrix's 99th percentile (`stretched_zmax`: contrast on long
     texts, the top 1% of cells saturate) instead of 0..1 (the same scale for every head)."""
-    name, pair = parse_block(run, block)
-    layer, head = clamp_selection(run, name, layer, head)
+    sel = selection_of(run, block, layer, head)
+    name, pair, layer, head = sel.block, sel.pair, sel.layer, sel.head
     t = temperature_from_slider(slider)
     view = head_matrix(run, name, layer, head, pair, t)
     title = head_title(run, name, layer, head, pair, t)
@@ -235,8 +225,8 @@ def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, 
       else a finer overview of it.
     Exact values are 16-bit codes, overviews 8-bit; the step is in the hover text.
     """
-    name, pair = parse_block(run, block)
-    layer, head = clamp_selection(run, name, layer, head)
+    sel = selection_of(run, block, layer, head)
+    name, pair, layer, head = sel.block, sel.pair, sel.layer, sel.head
     pool = pool if pool in POOL_CHOICES else "max"
     # the colour range adapts (0 .. the head's 99th percentile) on views longer than ADAPT_MIN_TOKENS
     # when the switch is on (its default); short views and the switch off keep 0 .. 1
@@ -255,7 +245,7 @@ def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, 
                                 f"(T = 1 is the model itself).")
     heads = [str(h) for h in range(b.n_heads)] + [MEAN]
     base = {"layer": layer, "block": block if isinstance(block, str) else name, "uirevision": uirev,
-            "view": view_stamp(run, _block_value(block, name), layer)}
+            "view": view_stamp(run, sel.held, layer)}
     if max(len(q_pos), len(k_pos)) > EXACT_MAX_TOKENS:  # ---- overview, pooled
         f = math.ceil(max(len(q_pos), len(k_pos)) / POOL_CELLS)
         acc = None if win else {}
@@ -382,8 +372,8 @@ def run_meta(run: AttentionRun) -> dict:
 def heatmap_export(run: AttentionRun, block, layer, head, slider) -> dict:
     """The shown heatmap with its context: matrix [shown queries, shown keys], labels and positions
     of the shown tokens, title, metadata for the export, and a file stem named after them."""
-    name, pair = parse_block(run, block)
-    layer, head = clamp_selection(run, name, layer, head)
+    sel = selection_of(run, block, layer, head)
+    name, pair, layer, head = sel.block, sel.pair, sel.layer, sel.head
     t = temperature_from_slider(slider)
     view = head_matrix(run, name, layer, head, pair, t)
     title = head_title(run, name, layer, head, pair, t)
@@ -398,8 +388,8 @@ def heatmap_export(run: AttentionRun, block, layer, head, slider) -> dict:
 
 def head_metrics_export(run: AttentionRun, block) -> dict:
     """Every per-head metric of the block as a table, with the run's metadata and a file stem."""
-    name, _ = parse_block(run, block)
-    header, rows = export.head_metrics_table(block_metrics(run, name))
+    name = selection_of(run, block, None, None).block
+    header, rows = export.head_metrics_table(run.head_metrics(name))
     meta = {**run_meta(run), "block": name,
             "what": ("per-head metrics of the model's own attention weights (temperature 1): entropy in bits "
                      "and normalised entropy averaged over queries; max weight, sink (first-token), self and "
@@ -411,9 +401,9 @@ def head_metrics_export(run: AttentionRun, block) -> dict:
 # ---- heads grid ---------------------------------------------------------------------------------
 def grid_figure(run: AttentionRun, block, metric, layer, head):
     """layers x heads grid of one metric (or roles), the shown head outlined (a row for MEAN)."""
-    name, _ = parse_block(run, block)
-    layer, head = clamp_selection(run, name, layer, head)
-    m = block_metrics(run, name)
+    sel = selection_of(run, block, layer, head)
+    name, layer, head = sel.block, sel.layer, sel.head
+    m = run.head_metrics(name)
     metric = metric if metric in GRID_METRICS else "entropy"
     selected = None if head == MEAN else (layer, head)
     key, label, unit = GRID_METRICS[metric]
@@ -424,26 +414,26 @@ def grid_figure(run: AttentionRun, block, metric, layer, head):
     if head == MEAN:
         fig.update_layout(shapes=[layer_outline(layer, run.block(name).n_heads)])
     return add_meta(fig, metric_label=label, metric_unit=unit, block=name,
-                    view=view_stamp(run, _block_value(block, name), layer, head))
+                    view=view_stamp(run, sel.held, layer, head))
 
 
 # ---- overview: every head of one layer ----------------------------------------------------------
 def overview_figure(run: AttentionRun, block, layer, head, color_scale):
     """Small multiples of every head of the layer (model's own weights, T = 1), same slice as the
     heatmap, block-averaged to <= OVERVIEW_MAX_TOKENS per side; the shown head outlined."""
-    name, pair = parse_block(run, block)
-    layer, head = clamp_selection(run, name, layer, head)
+    sel = selection_of(run, block, layer, head)
+    name, pair, layer, head = sel.block, sel.pair, sel.layer, sel.head
     b = run.block(name)
     view = _positions_view(run, name, pair)
     q_pos, k_pos = view.query_positions, view.key_positions
     f = max(1, math.ceil(max(len(q_pos), len(k_pos)) / OVERVIEW_MAX_TOKENS))
     # one head rebuilt a few rows at a time and block-averaged (causal cells left out), any length
     pooled = [_pooled(run, name, layer, h, 1.0, q_pos, k_pos, f, "mean") for h in range(b.n_heads)]
-    ent = block_metrics(run, name)["entropy"][layer]
+    ent = run.head_metrics(name)["entropy"][layer]
     titles = [f"H{h} · {ent[h]:.1f} bits" for h in range(b.n_heads)]
     fig = figures.small_multiples(np.stack(pooled), titles=titles, selected=None if head == MEAN else head,
                                   max_tokens=OVERVIEW_MAX_TOKENS, color_scale=color_scale, block_size=f)
-    return add_meta(fig, layer=layer, block=name, view=view_stamp(run, _block_value(block, name), layer))
+    return add_meta(fig, layer=layer, block=name, view=view_stamp(run, sel.held, layer))
 
 
 class _positions_view:
@@ -455,24 +445,22 @@ class _positions_view:
 
 def overview_selection_shapes(head) -> list[dict]:
     """The overview's "selected" outline for a head dropdown value (Patch after a head switch)."""
-    return panel_outline(None if head == MEAN else parse_layer(head))
+    return panel_outline(None if head == MEAN else parse_index(head))
 
 
 def overview_title(run: AttentionRun, block, layer) -> str:
-    name, _ = parse_block(run, block)
-    layer, _ = clamp_selection(run, name, layer, 0)
+    layer = selection_of(run, block, layer, 0).layer
     return f"Every head of layer {layer}"
 
 
 # ---- token inspector ----------------------------------------------------------------------------
 def inspector_panel(run: AttentionRun, block, layer, head, query, slider) -> dict | None:
     """{"figure", "rows", "title", "mean"} for the selected query, or None when there is none."""
-    name, _ = parse_block(run, block)
-    layer, head = clamp_selection(run, name, layer, head)
+    sel = selection_of(run, block, layer, head, query)
+    name, layer, head, q = sel.block, sel.layer, sel.head, sel.query
     b = run.block(name)
     queries = run.tokens(b.query_side)
-    q = parse_layer(query)
-    if q is None or q >= len(queries):
+    if q is None:
         return None
     t = temperature_from_slider(slider)
     rows = top_keys(run, name, layer, head, q, t, k=5)
@@ -480,34 +468,7 @@ def inspector_panel(run: AttentionRun, block, layer, head, query, slider) -> dic
     fig = figures.top_keys_bar([r["label"] for r in rows], [r["weight"] for r in rows], scores,
                                indices=[r["key"] for r in rows])
     fig.update_layout(height=230)
-    add_meta(fig, view=view_stamp(run, _block_value(block, name), layer, head))
+    add_meta(fig, view=view_stamp(run, sel.held, layer, head))
     who = "mean of all heads" if head == MEAN else f"L{layer} H{head}"
     return {"figure": fig, "rows": rows, "mean": head == MEAN,
             "title": f"Query #{q} “{queries[q].label}” · top 5 keys · {who}"}
-
-
-# ---- URL ----------------------------------------------------------------------------------------
-def url_search(store: dict | None, layer, head, block, metric, slider, query, color=None, adapt=True,
-               mask=None) -> str | None:
-    """The query string for what the page shows, or None before the first run (colour scale,
-    adapted colours and the pruning mask of the pruning card included)."""
-    if not store or "request" not in store:
-        return None
-    req = store["request"]
-    return urlstate.encode(urlstate.ViewState(
-        color=color if color in urlstate.COLORS else urlstate.DEFAULT_COLOR, adapt=adapt is not False,
-        prune=urlstate.mask_param(mask) if isinstance(mask, list) else None,
-        model=req["model"], text=req["text"], text_pair=req.get("text_pair"),
-        layer=parse_layer(layer) if parse_layer(layer) is not None else urlstate.DEFAULT_LAYER,
-        head=MEAN if head == MEAN else (parse_layer(head) if parse_layer(head) is not None else 0),
-        block=block or None, metric=metric if metric in urlstate.METRICS else urlstate.DEFAULT_METRIC,
-        temperature=temperature_from_slider(slider), query=parse_layer(query)))
-
-
-def from_url(search: str | None, model_names: list[str]) -> dict:
-    """Control values + the pending view (applied by the run callback) for a query string."""
-    s = urlstate.decode(search, model_names)
-    return {"model": s.model, "text": s.text, "text_pair": s.text_pair or "", "metric": s.metric,
-            "slider": slider_from_temperature(s.temperature), "color": s.color, "adapt": s.adapt,
-            "pending": {"layer": str(s.layer), "head": str(s.head), "block": s.block, "query": s.query,
-                        "prune": s.prune, "problems": " ".join(s.problems)}}

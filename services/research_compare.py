@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from dashboard import figures
-from dashboard.figures_extra import add_meta
+from dashboard.figures import add_meta
 from dashboard.research_compare import MAX_TEXT_CHARS, difference_figure  # noqa: F401 - re-exported
-from dashboard.selection import MEAN, parse_head, parse_layer
+from dashboard.selection import MEAN, parse_head, parse_index
 from models.errors import PanelError
 from services.pruning_card import run_info
 from services.research_measures import compute_measures
@@ -24,7 +24,7 @@ def _side(model: str, text: str, pair, max_tokens, layer, head):
     loaded = loader.get_loaded(model)
     m = compute_measures(model, text, pair, max_tokens)
     L, H = m.raw.shape[:2]
-    lay = parse_layer(layer)
+    lay = parse_index(layer)
     lay = 0 if lay is None else min(lay, L - 1)
     hd = parse_head(head)
     hd = None if hd in (None, MEAN) else min(int(hd), H - 1)

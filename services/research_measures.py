@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from dashboard import figures
-from dashboard.figures_extra import add_meta
+from dashboard.figures import add_meta
 from dashboard.research_panel import DEFAULT_MEASURE
-from dashboard.selection import MEAN, parse_head, parse_layer
+from dashboard.selection import MEAN, parse_head, parse_index
 from models import measures
 from models.errors import PanelError
 from services.pruning_card import run_info
@@ -57,7 +57,7 @@ def measure_view(store: dict | None, measure, layer, head, color_scale="accent")
     r = info.request
     m = compute_measures(info.model, r["text"], r.get("text_pair"), r.get("max_tokens"))
     L, H = m.raw.shape[:2]
-    lay = parse_layer(layer)
+    lay = parse_index(layer)
     lay = 0 if lay is None else min(lay, L - 1)
     hd = parse_head(head)
     hd = None if hd in (None, MEAN) or measure == "rollout" else min(int(hd), H - 1)
@@ -86,7 +86,7 @@ def model_view_figure(store: dict | None, layer, head):
     r = info.request
     m = compute_measures(info.model, r["text"], r.get("text_pair"), r.get("max_tokens"))
     L, H = m.raw.shape[:2]
-    lay, hd = parse_layer(layer), parse_head(head)
+    lay, hd = parse_index(layer), parse_head(head)
     selected = (min(lay, L - 1), min(int(hd), H - 1)) if lay is not None and hd not in (None, MEAN) else None
     fig = model_view(m.raw, selected=selected)
     meta = fig.layout.meta

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dashboard.controls import temperature_from_slider
-from services.views import MEAN, clamp_selection, default_query, head_weights, parse_block, parse_layer
+from dashboard.selection import temperature_from_slider
+from services.views import MEAN, default_query, head_weights, selection_of
 from models.run import AttentionRun, Token
 
 MAX_GAP_CHARS = 40  # a longer run of text between two tokens (e.g. cut whitespace) is shortened
@@ -37,20 +37,18 @@ def text_view_payload(run: AttentionRun, block, layer, head, query, slider) -> d
     "title", "note"} for the page's selection; `view` as dashboard.panels.view_stamp."""
     from services.panels import view_stamp  # (panels imports this module's neighbours)
 
-    name, _ = parse_block(run, block)
-    layer, head = clamp_selection(run, name, layer, head)
+    sel = selection_of(run, block, layer, head, query)
+    name, layer, head = sel.block, sel.layer, sel.head
     b = run.block(name)
     queries, keys = run.tokens(b.query_side), run.tokens(b.key_side)
-    q = parse_layer(query)
-    if q is None or q >= len(queries):
-        q = default_query(run, name)
+    q = sel.query if sel.query is not None else default_query(run, name)
     t = temperature_from_slider(slider)
     row = head_weights(run, name, layer, head, t, rows=[q])[0]
     row = np.nan_to_num(np.asarray(row, dtype=np.float64), nan=0.0)
     texts = [run.text, run.text_pair] if b.key_side == "source" else [run.text_pair or run.text]
     who = "mean of all heads" if head == MEAN else f"L{layer} H{head}"
     return {
-        "view": view_stamp(run, block if isinstance(block, str) and block else name, layer, head),
+        "view": view_stamp(run, sel.held, layer, head),
         "tokens": segments(keys, texts), "query": int(q), "weights": [round(float(w), 4) for w in row],
         "title": f"What “{queries[q].label}” (#{q}) attends to · {who}" + (f" · T = {t:g}" if t != 1.0 else ""),
         "note": ("Highlight = attention weight ÷ the largest weight of this row (max "

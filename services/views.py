@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dashboard.selection import (GRID_METRICS, MEAN, PAIR_SLICES, clamp_to, head_options,  # noqa: F401
-                                 layer_options, parse_head, parse_layer, run_info)
+from dashboard.selection import (GRID_METRICS, MEAN, PAIR_SLICES, BlockSize, Selection,  # noqa: F401
+                                 clamp_to, head_options, layer_options, parse_block_choice, parse_head,
+                                 parse_index, select, summary_line)
 from models import metrics
 from models.errors import InputError
 from models.run import AttentionRun, Truncation
@@ -52,31 +53,17 @@ def block_options(run: AttentionRun) -> list[dict]:
     return out
 
 
-def parse_block(run: AttentionRun, choice: str | None) -> tuple[str, str | None]:
-    """(block name, pair slice or None) for a block choice; unknown choices give the main block."""
-    names = [b.name for b in run.blocks]
-    if not isinstance(choice, str):
-        return run.main.name, None
-    name, _, pair = choice.partition(":")
-    if name not in names:
-        return run.main.name, None
-    if pair and (pair not in PAIR_SLICES or not _pair_sliceable(run, name)):
-        return name, None
-    return name, pair or None
+def block_sizes(run: AttentionRun) -> dict[str, BlockSize]:
+    """{block name: BlockSize}: what a selection is clamped to in this run."""
+    return {b.name: BlockSize(layers=b.n_layers, heads=b.n_heads, queries=len(run.tokens(b.query_side)),
+                              pair_slices=_pair_sliceable(run, b.name)) for b in run.blocks}
 
 
-def valid_block_choice(run: AttentionRun, choice: str | None) -> str:
-    name, pair = parse_block(run, choice)
-    return f"{name}:{pair}" if pair else name
-
-
-def clamp_selection(run: AttentionRun, block: str, layer, head) -> tuple[int, int | str]:
-    """A (layer, head) that exists in the block, from dropdown values ("3", 3, "mean").
-
-    Missing or out-of-range values become the last layer / head 0 (head MEAN stays MEAN).
-    """
-    b = run.block(block)
-    return clamp_to(b.n_layers, b.n_heads, layer, head)
+def selection_of(run: AttentionRun, block, layer, head, query=None) -> Selection:
+    """The page's selection (block dropdown value, layer, head, query) parsed and clamped to the
+    run once (dashboard.selection.select): unknown blocks give the main block, missing or
+    out-of-range layers the last layer, heads head 0, queries None."""
+    return select(block_sizes(run), run.main.name, block, layer, head, query)
 
 
 # ---- one head (or the mean of a layer's heads) --------------------------------------------------
@@ -180,18 +167,6 @@ def head_stats(run: AttentionRun, view: HeadView, block: str) -> dict:
     return {"tokens": tokens, "entropy": f"{s['entropy']:.2f}", "max_weight": f"{s['max_weight']:.2f}",
             "most_attended": f"{keys[s['most_attended']].label} (#{s['most_attended']})",
             "sink": f"{s['sink']:.2f}"}
-
-
-# ---- layers × heads grid ------------------------------------------------------------------------
-def block_metrics(run: AttentionRun, block: str) -> dict[str, np.ndarray]:
-    """run.head_metrics(block): computed at capture, memoised on the run."""
-    return run.head_metrics(block)
-
-
-def grid_values(run: AttentionRun, block: str, metric: str) -> np.ndarray:
-    """[layers, heads] of one metric (float32, or str roles for "role")."""
-    key = GRID_METRICS.get(metric, GRID_METRICS["entropy"])[0]
-    return block_metrics(run, block)[key]
 
 
 # ---- token inspector ----------------------------------------------------------------------------
