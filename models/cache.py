@@ -91,6 +91,8 @@ import diskcache
 import numpy as np
 from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
 
+import settings
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DIR = os.path.join(".", ".cache", "attention-dashboard")
@@ -122,13 +124,13 @@ class _WrongKind(CorruptEntry):
 # ---- configuration ---------------------------------------------------------------------------
 def default_cache_dir() -> str:
     """Env ATTN_CACHE_DIR, else ./.cache/attention-dashboard; made absolute (at call time)."""
-    raw = os.environ.get("ATTN_CACHE_DIR") or DEFAULT_DIR
+    raw = settings.get("ATTN_CACHE_DIR") or DEFAULT_DIR
     return os.path.abspath(os.path.expanduser(raw))
 
 
 def default_size_limit() -> int:
     """Bytes: env ATTN_CACHE_SIZE_MB (MiB, a positive number), else 4 GiB."""
-    raw = os.environ.get("ATTN_CACHE_SIZE_MB")
+    raw = settings.get("ATTN_CACHE_SIZE_MB")
     if raw:
         try:
             mb = float(raw)

@@ -38,6 +38,7 @@ from typing import Any, Callable
 import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
 
+import settings
 from models import cache as run_cache
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ CALLBACK_RESULT_TTL = 3600  # seconds Dash's background results live in Redis (c
 
 def redis_url() -> str | None:
     """The configured Redis URL (env ATTN_REDIS_URL, else REDIS_URL), or None: one machine."""
-    return (os.environ.get("ATTN_REDIS_URL") or os.environ.get("REDIS_URL") or "").strip() or None
+    return (settings.get("ATTN_REDIS_URL") or settings.get("REDIS_URL") or "").strip() or None
 
 
 def _redact(url: str) -> str:
@@ -71,7 +72,7 @@ def make_celery(url: str | None = None):
 
     url = url or redis_url() or DEFAULT_REDIS_URL
     app = Celery("attention_dashboard", broker=url, backend=url)
-    imports = [m.strip() for m in os.environ.get("ATTN_CELERY_IMPORTS", "app").split(",") if m.strip()]
+    imports = [m.strip() for m in settings.get("ATTN_CELERY_IMPORTS", "app").split(",") if m.strip()]
     app.conf.update(
         imports=imports,  # the worker imports the Dash app, which registers the callbacks as tasks
         task_serializer="json", result_serializer="json", accept_content=["json"],
@@ -192,7 +193,7 @@ class RedisRunCache:
 
         self.url = url or redis_url() or DEFAULT_REDIS_URL
         self.prefix = prefix
-        self.ttl = int(ttl or os.environ.get("ATTN_REDIS_TTL") or DEFAULT_TTL)
+        self.ttl = int(ttl or settings.get("ATTN_REDIS_TTL") or DEFAULT_TTL)
         self.retry_interval = retry_interval
         self.client = client or redis.Redis.from_url(self.url, socket_timeout=socket_timeout,
                                                      socket_connect_timeout=socket_timeout)
