@@ -175,9 +175,10 @@ def background_manager(cache_dir: str | None = None):
 
 
 # ---- run store on Redis ---------------------------------------------------------------------
-class RedisRunCache:
-    """models.cache.RunCache's interface over Redis: the same checksummed blobs, shared by every
-    web worker and Celery worker of every machine.
+class RedisRunCache(run_cache.RunCacheBase):
+    """models.cache.RunCacheBase over Redis: the same checksummed blobs and the same get / put /
+    get_or_compute / get_json / put_json, shared by every web worker and Celery worker of every
+    machine.
 
     Keys: "attn:run:<key>" (encode_run blobs) and "attn:json:<key>" (encode_json blobs), each
     with a TTL (`ttl` seconds, env ATTN_REDIS_TTL, default 7 days) so the store stays bounded;
@@ -264,44 +265,13 @@ class RedisRunCache:
         self._ok()
         return True
 
-    @staticmethod
-    def _check_key(key) -> None:
-        if type(key) is not str:
-            raise TypeError(f"cache keys must be str, not {type(key).__name__}")
-
-    # ---- RunCache interface -----------------------------------------------------------------
-    def get(self, key: str):
-        """(meta, arrays) stored under key, or None."""
+    # ---- RunCacheBase: bytes in, bytes out ("attn:run:<key>", "attn:json:<key>") --------------
+    def _read(self, kind: str, key: str, decode: Callable[[Any], Any]) -> Any | None:
         self._check_key(key)
-        return self._get(self.prefix + "run:" + key, run_cache.decode_run)
+        return self._get(self.prefix + kind + ":" + key, decode)
 
-    def put(self, key: str, meta: dict, arrays: dict) -> bool:
-        self._check_key(key)
-        return self._set(self.prefix + "run:" + key, run_cache.encode_run(meta, arrays))
-
-    def get_or_compute(self, key: str, compute):
-        """(meta, arrays, hit); on a miss compute(), store, and return meta in its JSON form."""
-        found = self.get(key)
-        if found is not None:
-            return found[0], found[1], True
-        meta, arrays = compute()
-        try:
-            blob = run_cache.encode_run(meta, arrays)
-        except Exception:
-            log.exception("run store: cannot encode the result for %s; not cached", key)
-            return meta, arrays, False
-        self._set(self.prefix + "run:" + key, blob)
-        meta_json, _ = run_cache.decode_run(run_cache.encode_run(meta, {}))  # the JSON form of meta
-        return meta_json, arrays, False
-
-    def get_json(self, key: str, default: Any = None) -> Any:
-        self._check_key(key)
-        found = self._get(self.prefix + "json:" + key, lambda raw: (run_cache.decode_json(raw),))
-        return default if found is None else found[0]
-
-    def put_json(self, key: str, obj: Any) -> bool:
-        self._check_key(key)
-        return self._set(self.prefix + "json:" + key, run_cache.encode_json(obj))
+    def _write(self, kind: str, key: str, blob: bytes) -> bool:
+        return self._set(self.prefix + kind + ":" + key, blob)
 
     def delete(self, key: str) -> bool:
         self._check_key(key)
