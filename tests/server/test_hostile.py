@@ -170,7 +170,7 @@ def test_background_results_are_stored_as_json(app):
 
     from serving.redis_backend import JSONOnlyDisk
 
-    manager = app._background_manager
+    manager = app._background_manager  # no public accessor in dash 4.4 (Dash(background_callback_manager=) keeps it)
     assert isinstance(manager, CeleryManager) or isinstance(manager.handle.disk, JSONOnlyDisk)
 
 
