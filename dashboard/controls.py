@@ -1,8 +1,6 @@
 """The controls card: model, text(s), Run, layer / head / block, colours, values, temperature."""
 from __future__ import annotations
 
-import math
-
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
