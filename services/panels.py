@@ -89,6 +89,11 @@ def block_controls_of(run: AttentionRun) -> dict:
             for b in run.blocks}
 
 
+def _block_value(block, name: str) -> str:
+    """Deprecated (Selection.held): kept only until the branches written against it are merged."""
+    return block if isinstance(block, str) and block else name
+
+
 # ---- run --------------------------------------------------------------------------------------
 def run_outputs(request: dict, run: AttentionRun, layer, head, block, query, previous: dict | None = None,
                 from_url: bool = False, prune: str | None = None) -> dict:
