@@ -1,11 +1,12 @@
-"""What each panel shows, computed from a run: pure functions, no Dash, no figures.
+"""What each panel shows, computed from a run: pure functions of a run, no Dash, no figures.
 
-The callbacks re-get the run (`models.service.get_run`) and call these to slice the ONE matrix
-or grid the browser will draw. Shapes:
+The callbacks re-get the run (`models.service.get_run`) and call these (through services.panels)
+to slice the ONE matrix or grid the browser will draw. The control values are parsed and clamped
+once: `selection_of(run, block, layer, head, query)` -> dashboard.selection.Selection. Shapes:
 
     HeadView.matrix      float32 [shown queries, shown keys]   (a slice of one head / head mean)
     HeadView.full        float32 [queries, keys]               (the whole head, for the stats)
-    grid values          float32 [layers, heads]
+    run.head_metrics()   float32 [layers, heads] per metric    (memoised on the run)
 
 Block choices are strings: a block name ("self", "encoder", "decoder", "cross"), optionally with
 a sentence-pair slice ":AA", ":AB", ":BA", ":BB" (query segment, key segment) for BERT pairs.
