@@ -78,7 +78,8 @@
             // the legend says the range adapted, and to what
             var top = Number(payload.zmax[i]);
             trace.colorbar = Object.assign({}, trace.colorbar || {}, {title: Object.assign(
-                {}, (trace.colorbar || {}).title || {}, {text: "weight (adapted: 0–" + top.toPrecision(2) + ")"})});
+                {}, (trace.colorbar || {}).title || {}, {text: (payload.value_name || "weight") + (payload.value_name && payload.value_name !== "weight" ? " (0–" :
+                                                          " (adapted: 0–") + top.toPrecision(2) + ")"})});
         }
         fig.data[0] = trace;
         var meta = Object.assign({}, fig.layout.meta || {});

@@ -216,8 +216,10 @@
                    ": block " + (m.pool || "max") + " " + bv;
         }
         var q = cell.row + (m.query_offset || 0), k = cell.col + (m.key_offset || 0);
-        var val = (v === null || v === undefined) ? "masked (cannot attend)" : Number(v).toFixed(2);
-        return "Attention from query " + q + " (" + tokenLabel(g, "yaxis", cell.row) + ") to key " + k +
+        // a measure other than raw weights names itself (dashboard/measure_view.py, meta.value_label)
+        var val = (v === null || v === undefined) ? "masked (cannot attend)" :
+            (m.value_label ? Number(v).toPrecision(3) : Number(v).toFixed(2));
+        return (m.value_label ? m.value_label : "Attention") + " from query " + q + " (" + tokenLabel(g, "yaxis", cell.row) + ") to key " + k +
                " (" + tokenLabel(g, "xaxis", cell.col) + "): " + val;
     }
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 
 def register_all(app) -> None:
-    from callbacks import export, hover, pruning, research, run, url, validate, views
+    from callbacks import export, hover, measure, pruning, research, run, url, validate, views
 
-    for module in (url, run, views, hover, export, pruning, research):
+    for module in (url, run, views, measure, hover, export, pruning, research):
         module.register(app)
     validate.install(app)  # every server callback's inputs validated (also ones registered later)

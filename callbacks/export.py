@@ -8,6 +8,7 @@ from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
 from callbacks.pruning import guarded as pruning_guarded
+from callbacks.measure import measure_of
 from callbacks.views import run_of
 from dashboard import export, ids
 from dashboard import pruning_ids as P
@@ -20,17 +21,34 @@ def register(app) -> None:
         Output(ids.DOWNLOAD_CSV, "data"),
         Input(ids.CSV_BUTTON, "n_clicks"),
         State(ids.RUN, "data"), State(ids.BLOCK, "value"), State(ids.LAYER, "value"), State(ids.HEAD, "value"),
-        State(ids.TEMPERATURE, "value"),
+        State(ids.TEMPERATURE, "value"), State(ids.MEASURE, "value"),
         prevent_initial_call=True,
     )
     @guarded("preparing the CSV")
-    def download_csv(n_clicks, store, block, layer, head, slider):
+    def download_csv(n_clicks, store, block, layer, head, slider, measure):
         if not n_clicks:
             raise PreventUpdate
-        p = panels.heatmap_export(run_of(store), block, layer, head, slider)
+        p = panels.heatmap_export(run_of(store), block, layer, head, slider, measure_of(store, layer, measure))
         text = export.matrix_csv(p["matrix"], p["query_labels"], p["key_labels"], query_positions=p["query_positions"],
-                                 key_positions=p["key_positions"], meta=p["meta"])
+                                 key_positions=p["key_positions"], meta=p["meta"],
+                                 significant=6 if p["measured"] else None)
         return dcc.send_string(text, p["stem"] + ".csv")
+
+    @app.callback(
+        Output(ids.DOWNLOAD_JSON, "data"),
+        Input(ids.JSON_BUTTON, "n_clicks"),
+        State(ids.RUN, "data"), State(ids.BLOCK, "value"), State(ids.LAYER, "value"), State(ids.HEAD, "value"),
+        State(ids.TEMPERATURE, "value"), State(ids.MEASURE, "value"),
+        prevent_initial_call=True,
+    )
+    @guarded("preparing the JSON")
+    def download_json(n_clicks, store, block, layer, head, slider, measure):
+        if not n_clicks:
+            raise PreventUpdate
+        p = panels.heatmap_export(run_of(store), block, layer, head, slider, measure_of(store, layer, measure))
+        text = export.matrix_json(p["matrix"], p["query_labels"], p["key_labels"], p["query_positions"],
+                                  p["key_positions"], meta={"title": p["title"], **p["meta"]})
+        return dcc.send_string(text, p["stem"] + ".json")
 
     @app.callback(
         Output(ids.DOWNLOAD_GRID, "data"),

@@ -32,16 +32,7 @@ def _model(store):
 
 def register(app) -> None:
     _register_profile(app)
-    @app.callback(
-        Output(R.MEASURE_GRAPH, "figure"), Output(R.MEASURE_TITLE, "children"), Output(R.MEASURE_EXPLAIN, "children"),
-        Input(ids.RUN, "data"), Input(R.MEASURE, "value"), Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
-        Input(ids.COLOR_SCALE, "value"),
-    )
-    @guarded("computing the attention measure")
-    def measure(store, name, layer, head, color_scale):
-        fig, title, lines = rm.measure_view(needs_run(store), name, layer, head, color_scale)
-        return fig, title, [html.Div(t) for t in lines]
-
+    # the attention measures are the heatmap card's (callbacks/views.py: measure_of)
     @app.callback(
         Output(R.MODEL_VIEW, "figure"), Output(R.MODEL_VIEW_NOTE, "children"),
         Input(ids.RUN, "data"), Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
@@ -62,21 +53,20 @@ def register(app) -> None:
         Output(R.COMPARE_A, "figure"), Output(R.COMPARE_B, "figure"), Output(R.COMPARE_DIFF, "figure"),
         Output(R.COMPARE_NOTE, "children"),
         Input(ids.RUN, "data"), Input(R.COMPARE_TEXT, "value"), Input(R.COMPARE_MODEL, "value"),
-        Input(ids.LAYER, "value"), Input(ids.HEAD, "value"),
+        Input(ids.LAYER, "value"), Input(ids.HEAD, "value"), Input(R.COMPARE_MASK, "value"), Input(P.MASK, "data"),
     )
     @guarded("comparing two runs")
-    def compare(store, text_b, model_b, layer, head):
-        c = rc.compare_view(needs_run(store), text_b, model_b, layer, head)
+    def compare(store, text_b, model_b, layer, head, masked, mask):
+        c = rc.compare_view(needs_run(store), text_b, model_b, layer, head, mask if masked else None)
         return c["a"], c["b"], c["diff"], c["note"]
 
-    for graph_id in (R.COMPARE_A, R.COMPARE_B):
-        app.clientside_callback(ClientsideFunction(namespace="hover", function_name="fromHeatmap"),
+    # hover linked across A, B and B − A in the browser (assets/compare.js), through the hover store
+    for graph_id in (R.COMPARE_A, R.COMPARE_B, R.COMPARE_DIFF):
+        app.clientside_callback(ClientsideFunction(namespace="compare", function_name="fromCompare"),
                                 Output(ids.HOVER, "data", allow_duplicate=True),
                                 Input(graph_id, "hoverData"), State(graph_id, "figure"), prevent_initial_call=True)
-
-    app.clientside_callback(ClientsideFunction(namespace="hover", function_name="fromHeatmap"),
-                            Output(ids.HOVER, "data", allow_duplicate=True),
-                            Input(R.MEASURE_GRAPH, "hoverData"), State(R.MEASURE_GRAPH, "figure"),
+    app.clientside_callback(ClientsideFunction(namespace="compare", function_name="link"),
+                            Output(R.COMPARE_HOVER, "children"), Input(ids.HOVER, "data"),
                             prevent_initial_call=True)
 
     @app.callback(

@@ -21,7 +21,7 @@ def register(app) -> None:
     @app.callback(
         Output(ids.MODEL, "value"), Output(ids.TEXT, "value"), Output(ids.TEXT_PAIR, "value"),
         Output(ids.GRID_METRIC, "value"), Output(ids.TEMPERATURE, "value"), Output(ids.COLOR_SCALE, "value"),
-        Output(ids.COLOR_STRETCH, "value"), Output(ids.URL_LOADED, "data"),
+        Output(ids.COLOR_STRETCH, "value"), Output(ids.URL_LOADED, "data"), Output(ids.MEASURE, "value"),
         Input(ids.URL, "href"), Input(ids.URL, "search"), State(ids.URL_WRITTEN, "data"),
     )
     @guarded("reading the link")
@@ -29,7 +29,8 @@ def register(app) -> None:
         if href is None or (search == written and f"{ids.URL}.href" not in ctx.triggered_prop_ids):
             raise PreventUpdate  # not loaded yet, or the page's own write
         v = urlstate.from_url(search, registry.model_names())
-        return v["model"], v["text"], v["text_pair"], v["metric"], v["slider"], v["color"], v["adapt"], v["pending"]
+        return (v["model"], v["text"], v["text_pair"], v["metric"], v["slider"], v["color"], v["adapt"], v["pending"],
+                v["measure"])
 
     # The page's own writes go to the browser's history directly (assets/consistency.js
     # writeUrl), not through dcc.Location: a write through the Location's `search` fed back into
@@ -41,11 +42,12 @@ def register(app) -> None:
         Input(ids.RUN, "data"), Input(ids.LAYER, "value"), Input(ids.HEAD, "value"), Input(ids.BLOCK, "value"),
         Input(ids.GRID_METRIC, "value"), Input(ids.TEMPERATURE, "value"), Input(ids.QUERY, "data"),
         Input(ids.COLOR_SCALE, "value"), Input(ids.COLOR_STRETCH, "value"), Input(P.MASK, "data"),
+        Input(ids.MEASURE, "value"),
         prevent_initial_call=True,
     )
     @guarded("updating the link")
-    def write_url(store, layer, head, block, metric, slider, query, color, adapt, mask):
-        search = urlstate.url_search(store, layer, head, block, metric, slider, query, color, adapt, mask)
+    def write_url(store, layer, head, block, metric, slider, query, color, adapt, mask, measure):
+        search = urlstate.url_search(store, layer, head, block, metric, slider, query, color, adapt, mask, measure)
         if search is None:
             raise PreventUpdate
         return search

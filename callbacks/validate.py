@@ -226,6 +226,7 @@ SANITIZERS: dict[tuple[str, str], Callable[[Any], Any]] = {
     (P.CORPUS, "data"): corpus_store,
     (ids.MODEL, "value"): str_choice, (ids.COLOR_SCALE, "value"): color_scale,
     (ids.GRID_METRIC, "value"): str_choice, (ids.SHOW_VALUES, "value"): str_choice,
+    (ids.MEASURE, "value"): str_choice,  # anything but a known measure is raw weights (measure_views.parse_measure)
     (P.SELECT_COLOR, "value"): str_choice, (P.CURVE_METRIC, "value"): str_choice,
     (P.K_INPUT, "value"): number_or_short, (P.ENTROPY_INPUT, "value"): number_or_short,
     (P.PAIRS_INPUT, "value"): number_or_short, (P.SEEDS_INPUT, "value"): number_or_short,

@@ -7,7 +7,8 @@ from dash import ClientsideFunction, Input, Output, Patch, State
 from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
-from dashboard import cards, figures, ids
+from callbacks.measure import measure_of
+from dashboard import cards, figures, ids, measure_card
 from dashboard.selection import parse_run_store
 from models import service
 from services import panels, textview
@@ -27,15 +28,15 @@ def register(app) -> None:
         Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"),
         Input(ids.TEMPERATURE, "value"), Input(ids.COLOR_SCALE, "value"), Input(ids.SHOW_VALUES, "value"),
         Input(ids.COLOR_STRETCH, "value"), Input(ids.POOL, "value"), Input(ids.HEATMAP_WINDOW, "data"),
-        Input(ids.HEATMAP_FETCH, "data"), State(ids.HEAD, "value"),
+        Input(ids.HEATMAP_FETCH, "data"), Input(ids.MEASURE, "value"), State(ids.HEAD, "value"),
     )
     @guarded("drawing the heatmap")
-    def heatmap(store, block, layer, slider, color_scale, show_values, stretch, pool, window, fetch, head):
+    def heatmap(store, block, layer, slider, color_scale, show_values, stretch, pool, window, fetch, measure, head):
         # the head is a State: a head the browser already holds is drawn there (assets/heatmap.js);
         # one it lacks comes through the fetch store. The title and stats are written with the
         # figure, by the same clientside draw, so they never describe another view than the one drawn
         p = panels.heatmap_payload(run_of(store), block, layer, head, slider, color_scale, show_values,
-                                   stretch, pool, window)
+                                   stretch, pool, window, measure_of(store, layer, measure))
         return dict(p["payload"], note=p["note"])
 
     # title, stats and note come with the payload, so they never name another view than the figure
@@ -99,11 +100,12 @@ def register(app) -> None:
     @app.callback(
         Output(ids.TEXT_VIEW_PAYLOAD, "data"),
         Input(ids.QUERY, "data"), Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"),
-        Input(ids.HEAD, "value"), Input(ids.TEMPERATURE, "value"),
+        Input(ids.HEAD, "value"), Input(ids.TEMPERATURE, "value"), Input(ids.MEASURE, "value"),
     )
     @guarded("drawing the text view")
-    def text_view(query, store, block, layer, head, slider):
-        return textview.text_view_payload(run_of(store), block, layer, head, query, slider)
+    def text_view(query, store, block, layer, head, slider, measure):
+        return textview.text_view_payload(run_of(store), block, layer, head, query, slider,
+                                          measure_of(store, layer, measure))
 
     app.clientside_callback(ClientsideFunction("textview", "render"), Output(ids.TEXT_VIEW_TITLE, "children"),
                             Output(ids.TEXT_VIEW_NOTE, "children"),
@@ -129,14 +131,15 @@ def register(app) -> None:
     @app.callback(
         Output(ids.INSPECTOR_PAYLOAD, "data"),
         Input(ids.QUERY, "data"), Input(ids.RUN, "data"), Input(ids.BLOCK, "value"), Input(ids.LAYER, "value"),
-        Input(ids.HEAD, "value"), Input(ids.TEMPERATURE, "value"),
+        Input(ids.HEAD, "value"), Input(ids.TEMPERATURE, "value"), Input(ids.MEASURE, "value"),
     )
     @guarded("inspecting the token")
-    def inspector(query, store, block, layer, head, slider):
+    def inspector(query, store, block, layer, head, slider, measure):
         run = run_of(store)
-        p = panels.inspector_panel(run, block, layer, head, query, slider)
+        p = panels.inspector_panel(run, block, layer, head, query, slider, measure_of(store, layer, measure))
         if p is None:
             return {"view": panels.view_stamp(run, block, layer, head), "figure": figures.empty_figure(""),
                     "table": cards.INSPECTOR_PROMPT, "title": "Token inspector"}
-        return {"view": p["figure"].layout.meta["view"], "figure": p["figure"],
-                "table": cards.inspector_table(p["rows"], p["mean"]), "title": p["title"]}
+        table = (measure_card.inspector_table(p["rows"], p["measure"]) if p.get("measure") is not None
+                 else cards.inspector_table(p["rows"], p["mean"]))
+        return {"view": p["figure"].layout.meta["view"], "figure": p["figure"], "table": table, "title": p["title"]}

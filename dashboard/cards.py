@@ -4,7 +4,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard import ids
+from dashboard import ids, measure_card
 from dashboard.figures import empty_figure
 
 STAT_LABELS = {  # stats key -> label shown on the stats row
@@ -81,10 +81,13 @@ def heatmap_card() -> dbc.Card:
                 html.Div("", id=ids.HEATMAP_HOVER_TITLE, className="hover-title small text-muted",
                          **{"aria-hidden": "true"}),
             ], className="me-auto"),
-            download_buttons(ids.HEATMAP, csv=True),
+            download_buttons(ids.HEATMAP, csv=True, extra=[dbc.Button(
+                "JSON", id=ids.JSON_BUTTON, size="sm", color="secondary", outline=True, n_clicks=0,
+                class_name="dl-button", title="Download the shown matrix as JSON (values, tokens, what they are)")]),
         ], className="d-flex align-items-start gap-2")),
         dbc.CardBody([
             stale_badge("heatmap"),
+            measure_card.selector(),
             html.Div("Rows: query tokens (attend from) · columns: key tokens (attend to)",
                      className="small text-muted mb-1"),
             html.Div(graph(ids.HEATMAP, "attention-heatmap", class_name="heatmap-graph"),
@@ -175,7 +178,8 @@ $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d}}
 
 
 def explain_panel() -> html.Div:
-    return dbc.Collapse(dbc.Card(dbc.CardBody(dcc.Markdown(EXPLAIN_MD, mathjax=True, className="explain-md")),
+    return dbc.Collapse(dbc.Card(dbc.CardBody([dcc.Markdown(EXPLAIN_MD, mathjax=True, className="explain-md"),
+                                               measure_card.explain_box()]),
                                  class_name="shadow-sm mb-3"),
                         id=ids.EXPLAIN_COLLAPSE, is_open=False)
 

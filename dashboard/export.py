@@ -41,14 +41,17 @@ def _meta_lines(out: io.StringIO, meta: dict | None) -> None:
 
 
 def matrix_csv(matrix, query_labels, key_labels, decimals: int = 4, *, query_positions=None,
-               key_positions=None, meta: dict | None = None) -> str:
+               key_positions=None, meta: dict | None = None, significant: int | None = None) -> str:
     """CSV of a [queries, keys] matrix: `# key: value` metadata lines, then a header row of keys,
     then one row per query (first column the query).
 
     matrix: float [len(query_labels), len(key_labels)]; values rounded to `decimals`.
     query_positions / key_positions: int [same lengths], the tokens' positions in the run; when
     given, headers read "3:the" (see `token_header`).
+    significant: write values with this many significant digits instead (measures whose values are
+    not in 0..1, e.g. gradient x attention ~1e-4).
     """
+    fmt = f".{significant}g" if significant else f".{decimals}f"
     m = np.asarray(matrix, dtype=np.float64)
     if m.shape != (len(query_labels), len(key_labels)):
         raise ValueError(f"matrix {m.shape} does not match {len(query_labels)} x {len(key_labels)} labels")
@@ -61,7 +64,7 @@ def matrix_csv(matrix, query_labels, key_labels, decimals: int = 4, *, query_pos
     _meta_lines(out, meta)
     w.writerow([CORNER] + [safe_cell(x) for x in k])
     for label, row in zip(q, m):
-        w.writerow([safe_cell(label)] + [f"{x:.{decimals}f}" for x in row])
+        w.writerow([safe_cell(label)] + [format(x, fmt) for x in row])
     return out.getvalue()
 
 
@@ -90,6 +93,19 @@ def rows_csv(header: list[str], rows: list[list], *, meta: dict | None = None) -
     for row in rows:
         w.writerow([safe_cell(c) if isinstance(c, str) else c for c in row])
     return out.getvalue()
+
+
+def matrix_json(matrix, query_labels, key_labels, query_positions, key_positions, *, meta: dict | None = None,
+                significant: int = 6) -> str:
+    """JSON of a [queries, keys] matrix: {"meta", "queries": [{"position", "token"}], "keys": [...],
+    "values": [[...]] (rows = queries; `significant` digits; null where masked)}."""
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.shape != (len(query_labels), len(key_labels)):
+        raise ValueError(f"matrix {m.shape} does not match {len(query_labels)} x {len(key_labels)} labels")
+    values = [[float(format(x, f".{significant}g")) if np.isfinite(x) else None for x in row] for row in m]
+    return json_text({"queries": [{"position": int(p), "token": str(t)} for p, t in zip(query_positions, query_labels)],
+                      "keys": [{"position": int(p), "token": str(t)} for p, t in zip(key_positions, key_labels)],
+                      "values": values}, meta=meta)
 
 
 def json_text(obj: dict, *, meta: dict | None = None) -> str:

@@ -59,6 +59,11 @@ POOL = "pool-choice"                      # overview of long texts: block "max" 
 CSV_BUTTON = "csv-button"
 GRID_CSV_BUTTON = "grid-csv-button"
 TEMPERATURE_NOTE = "temperature-note"
+MEASURE = "measure-choice"                # raw | rollout | value-norm | grad-attention (dashboard/measure_card.py)
+MEASURE_STATUS = "measure-status"         # "Computing value-norm …" / the shown measure's formula (assets/measure.js)
+MEASURE_EXPLAIN = "measure-explain"       # the explain panel's formula + caveat of the shown measure
+JSON_BUTTON = "json-button"               # the shown matrix as JSON (values, labels, metadata)
+DOWNLOAD_JSON = "download-json"
 
 # ---- entropy / head grid card ------------------------------------------------------------------
 GRID = "grid-graph"

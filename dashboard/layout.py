@@ -33,7 +33,7 @@ def stores() -> list:
         dcc.Store(id=ids.OVERVIEW_PAYLOAD, data=None),
         dcc.Store(id=ids.INSPECTOR_PAYLOAD, data=None),
         dcc.Store(id=ids.TEXT_VIEW_PAYLOAD, data=None),
-        dcc.Download(id=ids.DOWNLOAD_CSV), dcc.Download(id=ids.DOWNLOAD_GRID),
+        dcc.Download(id=ids.DOWNLOAD_CSV), dcc.Download(id=ids.DOWNLOAD_GRID), dcc.Download(id=ids.DOWNLOAD_JSON),
     ]
 
 

@@ -25,12 +25,6 @@ GREEDY_PROGRESS_TEXT = "research-greedy-progress-text"
 GREEDY_PROGRESS_WRAP = "research-greedy-progress-wrap"
 GREEDY_DONE = "research-greedy-done"        # {"model", "corpus", "k", "seconds"} once the greedy order exists
 
-# ---- measure selector --------------------------------------------------------------------------
-MEASURE = "research-measure"                # radio: raw | rollout | value-norm | grad-attention
-MEASURE_GRAPH = "research-measure-graph"    # heatmap of the chosen measure (page's layer / head)
-MEASURE_TITLE = "research-measure-title"
-MEASURE_EXPLAIN = "research-measure-explain"  # formula, caveat, target
-
 # ---- compare two runs ----------------------------------------------------------------------------
 COMPARE_TEXT = "research-compare-text"      # text B (empty: the page's text)
 COMPARE_MODEL = "research-compare-model"    # model B (registry names)
@@ -38,6 +32,8 @@ COMPARE_A = "research-compare-a"
 COMPARE_B = "research-compare-b"
 COMPARE_DIFF = "research-compare-diff"
 COMPARE_NOTE = "research-compare-note"
+COMPARE_MASK = "research-compare-mask"      # switch: B = the page's text under the pruning card's mask
+COMPARE_HOVER = "research-compare-hover"    # the pointed cell in A, B and B − A (assets/compare.js)
 
 # ---- model view ----------------------------------------------------------------------------------
 MODEL_VIEW = "research-model-view"          # every layer x head as thumbnails (one heatmap)

@@ -17,7 +17,6 @@ from dashboard import research_pruning as rp
 from dashboard.cards import graph
 from dashboard.pruning_panel import _job_row, _section
 
-DEFAULT_MEASURE = "rollout"
 PROFILE_MAX_UPLOAD_BYTES = 1 * 2**20
 
 METHOD_HELP = {
@@ -96,12 +95,9 @@ def greedy_section() -> html.Div:
 def measure_section(measure_labels: dict[str, str]) -> html.Div:
     """measure_labels: {engine measure name: label} in the engine's order (services.vocabulary)."""
     return _section("Attention measures", [
-        dbc.RadioItems(id=R.MEASURE, inline=True, value=DEFAULT_MEASURE, class_name="small",
-                       options=[{"label": label, "value": m} for m, label in measure_labels.items()]),
-        html.Div("", id=R.MEASURE_TITLE, className="small fw-semibold"),
-        graph(R.MEASURE_GRAPH, "attention-measure", class_name="research-measure-graph"),
-        html.Div([], id=R.MEASURE_EXPLAIN, className="small text-muted"),
-        html.Div("Uses the page's text, layer and head. Hover writes the page's hover store.",
+        html.Div("The measures (" + ", ".join(measure_labels.values()) + ") are chosen above the heatmap "
+                 "(“Measure”): the heatmap, its hover, the token inspector, the text view and the exports then "
+                 "show the chosen one; the explain panel gives its formula and caveat.",
                  className="small text-muted"),
     ], fill=False)
 
@@ -114,6 +110,8 @@ def compare_section(model_names: list[str]) -> html.Div:
             dbc.Col(dbc.Select(id=R.COMPARE_MODEL, size="sm", value=model_names[0] if model_names else None,
                                options=[{"label": n, "value": n} for n in model_names]), md=4),
         ], class_name="g-2 mb-1"),
+        dbc.Switch(id=R.COMPARE_MASK, value=False, class_name="small mb-1",
+                   label="B: the same text under the pruning card's mask (one text, two masks)"),
         html.Div("", id=R.COMPARE_NOTE, className="small text-muted mb-1"),
         dbc.Row([
             dbc.Col([html.Div("A: the page's run", className="small fw-semibold text-center"),
@@ -123,6 +121,8 @@ def compare_section(model_names: list[str]) -> html.Div:
             dbc.Col([html.Div("B − A", className="small fw-semibold text-center"),
                      graph(R.COMPARE_DIFF, "compare-difference", class_name="research-compare-graph")], lg=4),
         ], class_name="g-2"),
+        html.Div("", id=R.COMPARE_HOVER, className="small font-monospace compare-hover", role="status",
+                 **{"aria-live": "polite"}),
     ], fill=False)
 
 

@@ -64,7 +64,9 @@ def greedy_note(cost: dict | None) -> str:
     mins = cost["seconds"] / 60
     return (f"Greedy leave-one-out up to 50 % of heads: {cost['evaluations']:,} evaluations of the "
             f"{cost['n_estimate']} estimate pairs, ~{cost['seconds_each']:.2f} s each here "
-            f"(measured on this server): about {mins:.0f} min. Runs in the background; Cancel stops it.")
+            f"(one measured on this server): at least {mins:.0f} min, more while the server is busy (bench: "
+            f"228 s estimated, 370 s taken on a shared machine). Runs in the background; its progress line "
+            f"re-estimates the time left; Cancel stops it.")
 
 
 def eta_reporter(set_progress: Callable | None, what: str) -> Callable[[int, int], None]:

@@ -28,6 +28,8 @@ DEFAULT_HEAD = 1
 DEFAULT_QUERY = 8  # "it" in DEFAULT_TEXT ([CLS] the cat sat on the mat because it ...)
 DEFAULT_METRIC = "entropy"
 METRICS = ("entropy", "sink", "diagonal", "previous", "role")
+MEASURES = ("raw", "rollout", "value-norm", "grad-attention")  # the heatmap's measure (dashboard/measure_view.py)
+DEFAULT_MEASURE = "raw"
 
 MAX_QUERY_CHARS = 3600  # whole encoded query string: gunicorn's default request line limit is 4094 bytes
 MAX_TEXT_CHARS = MAX_QUERY_CHARS  # per text read from a URL (encode never writes more)
@@ -57,6 +59,7 @@ class ViewState:
     color: str = DEFAULT_COLOR         # colour scale (dashboard.figures.COLOR_SCALES)
     adapt: bool = True                 # colour range adapts on long texts (the switch)
     prune: str | None = None           # pruned heads of the main block, "LxH:hex" (mask_param)
+    measure: str = DEFAULT_MEASURE     # what the heatmap shows: raw weights or a measure (MEASURES)
     problems: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -120,7 +123,9 @@ def decode(search: str | None, model_names: list[str] | tuple[str, ...] = (DEFAU
     if prune is not None and mask_from_param(prune) is None:
         problems.append("The link's pruning mask was not readable; no heads are pruned.")
         prune = None
+    measure = q.get("measure", DEFAULT_MEASURE)
     return ViewState(model=model, text=text, text_pair=pair, query=None if query == -1 else query,
+                     measure=measure if measure in MEASURES else DEFAULT_MEASURE,
                      color=color if color in COLORS else DEFAULT_COLOR, adapt=q.get("adapt") != "0", prune=prune,
                      layer=_int(q.get("layer"), DEFAULT_LAYER, 0, MAX_LAYER),
                      head=_head(q.get("head"), DEFAULT_HEAD), block=block, metric=metric,
@@ -182,6 +187,8 @@ def _query_string(state: ViewState, text: str, pair: str | None, cut: bool = Fal
         q["adapt"] = "0"
     if state.prune:
         q["prune"] = state.prune
+    if state.measure != DEFAULT_MEASURE:
+        q["measure"] = state.measure
     if cut:
         q["cut"] = "1"
     return "?" + urlencode(q)
@@ -207,6 +214,7 @@ def _encodable(state: ViewState) -> ViewState:
     color = state.color if state.color in COLORS else DEFAULT_COLOR
     prune = state.prune if mask_from_param(state.prune) is not None else None
     return replace(state, model=model, block=block, metric=metric, temperature=t, color=color,
+                   measure=state.measure if state.measure in MEASURES else DEFAULT_MEASURE,
                    adapt=state.adapt is not False, prune=prune,
                    layer=_int(state.layer, DEFAULT_LAYER, 0, MAX_LAYER), head=head,
                    query=_int(state.query, None, 0, 100_000),
@@ -236,7 +244,7 @@ def encode(state: ViewState) -> str:
 
 # ---- the page's controls <-> a link --------------------------------------------------------------
 def url_search(store: dict | None, layer, head, block, metric, slider, query, color=None, adapt=True,
-               mask=None) -> str | None:
+               mask=None, measure=None) -> str | None:
     """The query string for what the page shows, or None before the first run (colour scale,
     adapted colours and the pruning mask of the pruning card included)."""
     rs = parse_run_store(store)
@@ -245,6 +253,7 @@ def url_search(store: dict | None, layer, head, block, metric, slider, query, co
     req = rs.request
     return encode(ViewState(
         color=color if color in COLORS else DEFAULT_COLOR, adapt=adapt is not False,
+        measure=measure if measure in MEASURES else DEFAULT_MEASURE,
         prune=mask_param(mask) if isinstance(mask, list) else None,
         model=req["model"], text=req["text"], text_pair=req.get("text_pair"),
         layer=parse_index(layer) if parse_index(layer) is not None else DEFAULT_LAYER,
@@ -257,6 +266,6 @@ def from_url(search: str | None, model_names: list[str]) -> dict:
     """Control values + the pending view (applied by the run callback) for a query string."""
     s = decode(search, model_names)
     return {"model": s.model, "text": s.text, "text_pair": s.text_pair or "", "metric": s.metric,
-            "slider": slider_from_temperature(s.temperature), "color": s.color, "adapt": s.adapt,
+            "slider": slider_from_temperature(s.temperature), "color": s.color, "adapt": s.adapt, "measure": s.measure,
             "pending": {"layer": str(s.layer), "head": str(s.head), "block": s.block, "query": s.query,
                         "prune": s.prune, "problems": " ".join(s.problems)}}

@@ -174,12 +174,15 @@ def target_name(loaded, has_pair: bool) -> str:
 
 _lock = threading.Lock()
 _cache: "OrderedDict[tuple, Measures]" = OrderedDict()
+_inflight: dict[tuple, threading.Lock] = {}  # key -> lock held while one thread computes it
 
 
 def compute(loaded, text: str, text_pair: str | None = None, *, max_tokens: int | None = None) -> Measures:
     """One forward (attentions + hidden states) and one backward pass (for gradient × attention)
-    of the main self-attention block. Cached per process (last 8 texts)."""
-    from models.attention import _clean, forward_inputs
+    of the main self-attention block. Cached per process (last _CACHE_SIZE texts); concurrent
+    calls for the same text wait for the one computing it (the page's heatmap, inspector and text
+    view ask at the same moment) instead of running the model three times."""
+    from models.attention import _clean
 
     if loaded.architecture == "encoder-decoder":
         raise NotImplementedError("measures are available for encoder and decoder-only models")
@@ -191,11 +194,36 @@ def compute(loaded, text: str, text_pair: str | None = None, *, max_tokens: int 
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
+        flight = _inflight.setdefault(key, threading.Lock())
+    with flight:
+        with _lock:
+            if key in _cache:  # computed by the thread this one waited for
+                _cache.move_to_end(key)
+                return _cache[key]
+        try:
+            res = _compute(loaded, text, text_pair, limit)
+            with _lock:
+                _cache[key] = res
+                while len(_cache) > _CACHE_SIZE:
+                    _cache.popitem(last=False)
+        finally:
+            with _lock:
+                _inflight.pop(key, None)
+        return res
+
+
+def _compute(loaded, text: str, text_pair: str | None, limit: int) -> Measures:
+    """compute's work, uncached (text and text_pair already cleaned, limit in tokens)."""
+    from models.attention import forward_inputs
+
     inputs, tokens, _, _ = forward_inputs(loaded, text, text_pair, limit)
     inputs = dict(inputs)
     inputs.pop("labels", None)
     ids = inputs.pop("input_ids")
-    modules = _attention_modules(loaded)
+    try:
+        modules = _attention_modules(loaded)
+    except (KeyError, LookupError):  # a family on the fallback path: its modules are not indexed by block
+        modules = []
     # no hooks on the shared model (other threads run it too): the input of a BERT layer's
     # self-attention is the layer's input, hidden_states[layer]
     with torch.inference_mode(False), torch.enable_grad():
@@ -205,6 +233,9 @@ def compute(loaded, text: str, text_pair: str | None = None, *, max_tokens: int 
     raw = torch.stack([a[0] for a in atts]).detach().float().numpy()  # [L,H,T,T]
     # value-norm: f^h(x_j) = (x_j W_V^h + b_V^h) W_O^h
     vn, vn_layer, vn_error = [], [], ""
+    if not modules:
+        vn_error = (f"Value-norm is implemented for BERT-family encoders that run through the dashboard's "
+                    f"attention function; {loaded.name} is read through its own eager attention (fallback).")
     for layer, (mod, parent) in enumerate(modules):
         value = getattr(mod, "value", None)
         dense = getattr(getattr(parent, "output", None), "dense", None)
@@ -254,8 +285,4 @@ def compute(loaded, text: str, text_pair: str | None = None, *, max_tokens: int 
                    value_norm_layer=np.stack(vn_layer) if not vn_error else None, value_error=vn_error,
                    grad=None if grad is None else grad.astype(np.float16), target=target_name(loaded, has_pair), target_error=err,
                    tokens=tuple(t.label for t in tokens))
-    with _lock:
-        _cache[key] = res
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
     return res

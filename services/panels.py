@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import plotly.io
 
-from dashboard import export, figures, transport, urlstate
+from dashboard import export, figures, measure_view, transport, urlstate
 from dashboard.selection import temperature_from_slider
 from dashboard.figures import add_meta, layer_outline, panel_outline
 from services.views import (GRID_METRICS, MEAN, block_options, clamp_to, default_query,
@@ -214,7 +214,7 @@ def _ranges(pos: np.ndarray, f: int) -> list[tuple[int, int]]:
 
 
 def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, show_values, stretch=False,
-                    pool="max", window=None) -> dict:
+                    pool="max", window=None, measure=None) -> dict:
     """What the heatmap card gets: {"payload", "title", "stats", "note"}.
 
     payload (the browser's heatmap store; assets/heatmap.js draws it, z decoded from bytes):
@@ -229,6 +229,9 @@ def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, 
       `window` (a box-zoom, from the browser) fetches the exact window when it is small enough,
       else a finer overview of it.
     Exact values are 16-bit codes, overviews 8-bit; the step is in the hover text.
+    measure: a models.measure_views.MeasureLayer of this layer (None: raw weights): the matrices,
+    titles, stats, hover text and colour bar are the measure's (dashboard/measure_view.py);
+    payload["measure"] = measure_view.info(...).
     """
     sel = selection_of(run, block, layer, head)
     name, pair, layer, head = sel.block, sel.pair, sel.layer, sel.head
@@ -249,8 +252,14 @@ def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, 
     note = "" if t == 1.0 else (f"T = {t:g}: softmax re-applied to the real pre-softmax scores "
                                 f"(T = 1 is the model itself).")
     heads = [str(h) for h in range(b.n_heads)] + [MEAN]
+    ml = measure if measure_view.active(measure) and name == run.main.name else None
     base = {"layer": layer, "block": block if isinstance(block, str) else name, "uirevision": uirev,
-            "view": view_stamp(run, sel.held, layer)}
+            "view": view_stamp(run, sel.held, layer), "measure": measure_view.info(measure),
+            "value_name": measure_view.value_name(ml)}
+    if ml is not None:
+        note = measure_view.note(ml, t)
+    elif measure is not None and measure.error:
+        note = " ".join(x for x in (note, measure_view.note(measure)) if x)
     if max(len(q_pos), len(k_pos)) > EXACT_MAX_TOKENS:  # ---- overview, pooled
         f = math.ceil(max(len(q_pos), len(k_pos)) / POOL_CELLS)
         acc = None if win else {}
@@ -271,21 +280,27 @@ def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, 
         return {"payload": dict(base, figure=_strip(fig), matrix=enc, heads=[str(head)], mode="pooled",
                                 titles=[title], stats=[stats], zmax=[None]),
                 "title": title, "stats": stats, "note": note}
-    layer_mode = win is None and b.n_heads * len(q_pos) * len(k_pos) <= LAYER_CELLS
+    layer_mode = win is None and b.n_heads * len(q_pos) * len(k_pos) <= LAYER_CELLS and (ml is None or ml.per_head)
     shown = heads if layer_mode else [str(head)]
     mats, titles, stats, zmaxes = [], [], [], []
     masked = _masked(b, q_pos, k_pos)
     for h in shown:
         hv = MEAN if h == MEAN else int(h)
-        full = head_weights(run, name, layer, hv, t, q_pos if win else slice(None))
+        rows = q_pos if win else slice(None)
+        full = head_weights(run, name, layer, hv, t, rows) if ml is None else measure_view.rows(ml, hv, rows)
         m = full[:, k_pos] if win else full[np.ix_(q_pos, k_pos)]
         if masked is not None:
             m = m.copy()
             m[masked] = np.nan
         mats.append(m)
-        titles.append(head_title(run, name, layer, hv, pair, t))
-        stats.append(_stats_of(run, name, layer, hv, t, q_all, k_all, full if not win and not pair else None))
-        zmaxes.append(stretched_zmax(np.nan_to_num(m)) if stretch else None)
+        if ml is None:
+            titles.append(measure_view.title(measure, head_title(run, name, layer, hv, pair, t), layer))
+            stats.append(_stats_of(run, name, layer, hv, t, q_all, k_all, full if not win and not pair else None))
+            zmaxes.append(stretched_zmax(np.nan_to_num(m)) if stretch else None)
+        else:  # a measure: its own range (0 .. this matrix's max), stats of its values
+            titles.append(measure_view.title(ml, head_title(run, name, layer, hv, pair, 1.0), layer))
+            stats.append(measure_view.stats(m, [k_tokens[j].label for j in k_pos], k_pos))
+            zmaxes.append(max(float(np.nanmax(m)) if np.isfinite(m).any() else 0.0, 1e-12))
     enc = transport.encode(np.stack(mats), bits=16)
     detail = transport.step_text(enc["step"], 16)
     i = shown.index(str(head))
@@ -294,9 +309,15 @@ def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, 
                           show_values=show_values_flag(show_values, max(len(q_pos), len(k_pos))),
                           causal=False, boundary=None if win else boundary, zmax=zmaxes[i], uirevision=uirev)
     fig.data[0].hovertemplate = fig.data[0].hovertemplate.replace("<extra>", f" ({detail})<extra>")
+    if ml is not None:
+        fig.data[0].hovertemplate = measure_view.hovertemplate(ml, detail)
+        fig.data[0].colorbar.title.text = measure_view.value_name(ml)
+        if fig.data[0].texttemplate:
+            fig.data[0].texttemplate = "%{z:.2g}"
     add_meta(fig, layer=layer, head=head, block=name, pair=pair, window=bool(win), causal=b.causal,
              query_offset=int(q_pos[0]) if len(q_pos) else 0, key_offset=int(k_pos[0]) if len(k_pos) else 0,
-             uirevision=uirev)
+             uirevision=uirev, measure=ml.measure if ml is not None else "raw",
+             value_label=measure_view.value_name(ml) if ml is not None else None)
     if win:
         note = " ".join(x for x in (note, f"Exact window: queries {int(q_pos[0])}–{int(q_pos[-1])}, keys "
                                     f"{int(k_pos[0])}–{int(k_pos[-1])} ({detail}). Double-click for the "
@@ -374,9 +395,10 @@ def run_meta(run: AttentionRun) -> dict:
                                              for t in run.truncations) if run.truncations else None}
 
 
-def heatmap_export(run: AttentionRun, block, layer, head, slider) -> dict:
+def heatmap_export(run: AttentionRun, block, layer, head, slider, measure=None) -> dict:
     """The shown heatmap with its context: matrix [shown queries, shown keys], labels and positions
-    of the shown tokens, title, metadata for the export, and a file stem named after them."""
+    of the shown tokens, title, metadata for the export, and a file stem named after them.
+    measure: a models.measure_views.MeasureLayer (None: raw weights); its values keep their sign."""
     sel = selection_of(run, block, layer, head)
     name, pair, layer, head = sel.block, sel.pair, sel.layer, sel.head
     t = temperature_from_slider(slider)
@@ -386,9 +408,24 @@ def heatmap_export(run: AttentionRun, block, layer, head, slider) -> dict:
             "head": "mean of all heads" if head == MEAN else head, "temperature": t,
             "values": ("attention weights softmax(QK^T/sqrt(d) + mask); rows = queries (attend from), "
                        "columns = keys; headers are position:token")}
-    return {"matrix": view.matrix, "query_labels": view.query_labels, "key_labels": view.key_labels,
+    matrix, what = view.matrix, "attention"
+    measured = measure_view.active(measure) and name == run.main.name
+    if measured:
+        full = measure_view.rows(measure, head, signed=True)
+        matrix = full[np.ix_(view.query_positions, view.key_positions)]
+        title = measure_view.title(measure, head_title(run, name, layer, head, pair, 1.0), layer)
+        what = measure.requested
+        meta.update({"measure": measure.label, "temperature": 1.0,
+                     "values": f"{measure.label}: {measure.formula} Rows = queries, columns = keys; headers are "
+                               f"position:token" + ("; signed values" if measure.signed else ""),
+                     "caveat": measure.caveat, "target": measure.target or None,
+                     "head": ("heads averaged (rollout through layers 0-%d)" % layer) if not measure.per_head
+                     else meta["head"]})
+    else:
+        meta["measure"] = "raw weights" + (f" ({measure.error})" if measure is not None and measure.error else "")
+    return {"matrix": matrix, "query_labels": view.query_labels, "key_labels": view.key_labels,
             "query_positions": view.query_positions, "key_positions": view.key_positions, "title": title,
-            "meta": meta, "stem": export.export_stem("attention", run.model_name, title, run.text[:40])}
+            "meta": meta, "stem": export.export_stem(what, run.model_name, title, run.text[:40]), "measured": measured}
 
 
 def head_metrics_export(run: AttentionRun, block) -> dict:
@@ -459,14 +496,17 @@ def overview_title(run: AttentionRun, block, layer) -> str:
 
 
 # ---- token inspector ----------------------------------------------------------------------------
-def inspector_panel(run: AttentionRun, block, layer, head, query, slider) -> dict | None:
-    """{"figure", "rows", "title", "mean"} for the selected query, or None when there is none."""
+def inspector_panel(run: AttentionRun, block, layer, head, query, slider, measure=None) -> dict | None:
+    """{"figure", "rows", "title", "mean"} for the selected query, or None when there is none.
+    measure (a models.measure_views.MeasureLayer, not raw): the top keys under it, "measure" set."""
     sel = selection_of(run, block, layer, head, query)
     name, layer, head, q = sel.block, sel.layer, sel.head, sel.query
     b = run.block(name)
     queries = run.tokens(b.query_side)
     if q is None:
         return None
+    if measure_view.active(measure) and name == run.main.name:
+        return _measure_inspector(run, block, name, layer, head, q, measure)
     t = temperature_from_slider(slider)
     rows = top_keys(run, name, layer, head, q, t, k=5)
     scores = None if head == MEAN or any(r["score"] is None for r in rows) else [r["score"] for r in rows]
@@ -477,3 +517,26 @@ def inspector_panel(run: AttentionRun, block, layer, head, query, slider) -> dic
     who = "mean of all heads" if head == MEAN else f"L{layer} H{head}"
     return {"figure": fig, "rows": rows, "mean": head == MEAN,
             "title": f"Query #{q} “{queries[q].label}” · top 5 keys · {who}"}
+
+
+def _measure_inspector(run: AttentionRun, block, name: str, layer: int, head, q: int, ml) -> dict:
+    """inspector_panel under a measure: the 5 keys with the largest |value| of query q (signed
+    value, and the raw weight of the same key for comparison)."""
+    keys = run.tokens(run.block(name).key_side)
+    hv = head if ml.per_head else MEAN
+    raw_row = head_weights(run, name, layer, hv, 1.0, [q])[0]
+    rows = measure_view.top_keys(ml, head, q, [k.label for k in keys], raw_row)
+    fig = figures.top_keys_bar([r["label"] for r in rows], [abs(r["value"]) for r in rows],
+                               indices=[r["key"] for r in rows])
+    vals = [abs(r["value"]) for r in rows]
+    name_ = measure_view.value_name(ml)
+    fig.update_traces(x=vals, text=[f"{r['value']:.3g}" for r in rows], hovertemplate="%{y}: %{x:.3g}<extra></extra>",
+                      name=name_)
+    fig.update_layout(height=230, xaxis=dict(range=[0, max(vals + [1e-12]) * 1.1], title=dict(text=name_)))
+    add_meta(fig, view=view_stamp(run, _block_value(block, name), layer, head), measure=ml.measure)
+    who = (f"layers 0–{layer}, heads averaged" if not ml.per_head else
+           ("mean of all heads" if head == MEAN else f"L{layer} H{head}"))
+    return {"figure": fig, "rows": rows, "mean": head == MEAN, "measure": ml,
+            "title": f"Query #{q} “{run.tokens(run.block(name).query_side)[q].label}” · top 5 keys by "
+                     f"{ml.label} · {who}"}
+

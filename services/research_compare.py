@@ -1,9 +1,14 @@
-"""Compare two runs side by side: the page's run (A) and a second text and/or model (B), raw
-weights of the page's layer and head (or mean of heads) from models.measures, and their
-difference B − A when both runs have the same tokens (same text on two models that share a
-tokenizer, or the same model and text: a zero map). Pure builders; the callback is thin.
+"""Compare two runs side by side: the page's run (A) and a second text and/or model (B), or the
+same text under the pruning card's head mask (B = the pruned run), raw weights of the page's
+layer and head (or mean of heads), and their difference B − A when both runs have the same
+tokens (same text on two models that share a tokenizer, the same text under two masks, or the
+same model and text: a zero map). Pure builders; the callback is thin.
 
-    compare_view(store, text_b, model_b, layer, head) -> {"a", "b", "diff", "note"}
+    compare_view(store, text_b, model_b, layer, head, mask=None) -> {"a", "b", "diff", "note"}
+
+mask: the pruning card's mask store [L][H] of 0/1 (0 = pruned), used when the "B under the
+pruning card's mask" switch is on; A and B then both come from the run service (the same
+capture path, so heads before the first pruned layer differ by exactly 0).
 """
 from __future__ import annotations
 
@@ -31,7 +36,32 @@ def _side(model: str, text: str, pair, max_tokens, layer, head):
     return m.matrix("raw", lay, hd), list(m.tokens), lay, hd, loaded.architecture == "decoder"
 
 
-def compare_view(store, text_b, model_b, layer, head) -> dict:
+def _run_side(model: str, text: str, pair, max_tokens, layer, head, mask=None):
+    """_side from the run service (models.service.get_run, optionally with a head mask)."""
+    from models import service
+
+    run = service.get_run(service.RunRequest.create(model, text, pair, max_tokens, head_mask=mask))
+    b = run.main
+    lay = parse_layer(layer)
+    lay = 0 if lay is None else min(lay, b.n_layers - 1)
+    hd = parse_head(head)
+    hd = None if hd in (None, MEAN) else min(int(hd), b.n_heads - 1)
+    w = run.mean_weights(lay) if hd is None else run.head_weights(lay, hd)
+    return np.asarray(w, np.float32), [t.label for t in run.tokens(b.query_side)], lay, hd, b.causal
+
+
+def _mask_of(mask, shape) -> list | None:
+    """The pruning card's mask if it is an L x H grid of 0/1 for this model with a pruned head."""
+    try:
+        m = np.asarray(mask, dtype=np.float32)
+    except (TypeError, ValueError):
+        return None
+    if m.shape != tuple(shape) or not np.all((m == 0) | (m == 1)) or np.all(m == 1):
+        return None
+    return m.tolist()
+
+
+def compare_view(store, text_b, model_b, layer, head, mask=None) -> dict:
     from models import registry
 
     info = run_info(store)
@@ -42,15 +72,32 @@ def compare_view(store, text_b, model_b, layer, head) -> dict:
     if len(text_b) > MAX_TEXT_CHARS:
         raise PanelError(f"Text B is longer than {MAX_TEXT_CHARS} characters.")
     same_text = text_b == r["text"]
-    a, la, lay, hd, causal_a = _side(info.model, r["text"], r.get("text_pair"), r.get("max_tokens"), layer, head)
-    b, lb, lay_b, hd_b, causal_b = _side(model_b, text_b, r.get("text_pair") if same_text else None,
-                                         r.get("max_tokens"), layer, head)
+    pruned = None
+    if mask is not None:
+        pruned = _mask_of(mask, (info.layers, info.heads))
+        if pruned is None:
+            raise PanelError("“B under the pruning card's mask”: choose heads to prune in the pruning card first.")
+        model_b, text_b, same_text = info.model, r["text"], True  # one text under two masks
+    side = _side if pruned is None else _run_side
+    a, la, lay, hd, causal_a = side(info.model, r["text"], r.get("text_pair"), r.get("max_tokens"), layer, head)
+    if pruned is None:
+        b, lb, lay_b, hd_b, causal_b = _side(model_b, text_b, r.get("text_pair") if same_text else None,
+                                             r.get("max_tokens"), layer, head)
+    else:
+        b, lb, lay_b, hd_b, causal_b = _run_side(info.model, r["text"], r.get("text_pair"), r.get("max_tokens"),
+                                                 layer, head, pruned)
     fa = add_meta(figures.heatmap(a, la, la, causal=causal_a, uirevision="compare-a"), layer=lay, head=hd,
                   query_offset=0, key_offset=0)
     fb = add_meta(figures.heatmap(b, lb, lb, causal=causal_b, uirevision="compare-b"), layer=lay_b, head=hd_b,
                   query_offset=0, key_offset=0)
     where = f"layer {lay}, " + ("mean of heads" if hd is None else f"head {hd}")
-    if la == lb and a.shape == b.shape:
+    if pruned is not None:
+        n = int(sum(x == 0 for row in pruned for x in row))
+        diff = difference_figure(b - a, la)
+        note = (f"A: {info.model}, all heads · B: the same text with the pruning card's {n} pruned heads "
+                f"(gated to 0 inside the attention) · {where}. B − A cell by cell (largest change "
+                f"{float(np.abs(b - a).max()):.3f}); layers before the first pruned one do not change.")
+    elif la == lb and a.shape == b.shape:
         diff = difference_figure(b - a, la)
         note = (f"A: {info.model} · B: {model_b} · {where}. Same tokens, so B − A is drawn cell by cell "
                 f"(largest change {float(np.abs(b - a).max()):.3f}).")

@@ -1,43 +1,16 @@
-"""The measure selector's view: one [query, key] matrix per measure drawn by figures.heatmap.
+"""The research card's views of models.measures: the model view (every layer x head of the raw
+weights) and `compute_measures` for it and for compare. The attention measures themselves are the
+heatmap card's (models/measure_views.py, dashboard/measure_view.py).
 
-    measure_view(store, measure, layer, head, color_scale) -> (figure, title, explain)
-
-The matrix comes from models.measures (pure functions of the model's own tensors); the figure
-carries layout.meta {kind: "heatmap", layer, head, measure}, so hovering it writes the page's
-hover store like the main heatmap (assets/hover.js fromHeatmap).
+    compute_measures(model, text, pair, max_tokens) -> models.measures.Measures
+    model_view_figure(store, layer, head) -> (figure, note)
 """
 from __future__ import annotations
 
-import numpy as np
-
-from dashboard import figures
-from dashboard.figures import add_meta
-from dashboard.research_panel import DEFAULT_MEASURE
 from dashboard.selection import MEAN, parse_head, parse_index
 from models import measures
 from models.errors import PanelError
 from services.pruning_card import run_info
-
-
-def parse_measure(value) -> str:
-    return value if isinstance(value, str) and value in measures.MEASURES else DEFAULT_MEASURE
-
-
-def explain(measure: str, target: str | None = None) -> list[str]:
-    """[formula, caveat(, target)] lines for the explain panel of the card."""
-    formula, caveat = measures.MEASURE_TEXT[measure]
-    lines = [f"{measures.MEASURE_LABELS[measure]}: {formula}", f"Caveat: {caveat}"]
-    if measure == "grad-attention" and target:
-        lines.append(f"Target: {target}.")
-    return lines
-
-
-def _matrix(m: measures.Measures, measure: str, layer: int, head: int | None) -> np.ndarray:
-    try:
-        mat = m.matrix(measure, layer, head)
-    except ValueError as exc:
-        raise PanelError(str(exc)) from None
-    return np.abs(mat) if measure == "grad-attention" else mat
 
 
 def compute_measures(model: str, text: str, pair, max_tokens) -> measures.Measures:
@@ -48,34 +21,6 @@ def compute_measures(model: str, text: str, pair, max_tokens) -> measures.Measur
         return measures.compute(loader.get_loaded(model), text, pair, max_tokens=max_tokens)
     except NotImplementedError as exc:
         raise PanelError(str(exc)) from None
-
-
-def measure_view(store: dict | None, measure, layer, head, color_scale="accent"):
-    """(figure, title, explain lines) for the run's text at the page's layer and head."""
-    info = run_info(store)
-    measure = parse_measure(measure)
-    r = info.request
-    m = compute_measures(info.model, r["text"], r.get("text_pair"), r.get("max_tokens"))
-    L, H = m.raw.shape[:2]
-    lay = parse_index(layer)
-    lay = 0 if lay is None else min(lay, L - 1)
-    hd = parse_head(head)
-    hd = None if hd in (None, MEAN) or measure == "rollout" else min(int(hd), H - 1)
-    mat = _matrix(m, measure, lay, hd)
-    labels = list(m.tokens)
-    zmax = None if measure == "raw" else "max"
-    from models import loader
-
-    causal = loader.get_loaded(info.model).architecture == "decoder"
-    fig = figures.heatmap(mat, labels, labels, color_scale=color_scale or "accent", zmax=zmax, causal=causal,
-                          uirevision=f"measure-{measure}")
-    fig.update_layout(margin=dict(l=8, r=8, t=8, b=8))
-    add_meta(fig, layer=lay, head=hd, measure=measure, query_offset=0, key_offset=0)
-    where = f"layer {lay}" + ("" if measure == "rollout" else (" · mean of heads" if hd is None else f" · head {hd}"))
-    if measure == "rollout":
-        where = f"layers 0–{lay} (rolled out, heads averaged)"
-    title = f"{measures.MEASURE_LABELS[measure]} · {where}"
-    return fig, title, explain(measure, m.target)
 
 
 def model_view_figure(store: dict | None, layer, head):

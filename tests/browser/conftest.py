@@ -5,8 +5,18 @@ browser start and the model load once. Each test opens the page afresh with `pag
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
+
+
+def _free_port() -> int:
+    """A port no other program listens on now: dash.testing numbers its servers from 58050 in
+    every process, so two test runs on one machine (engineers in parallel) would share a port
+    and one browser would test the other's app."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +66,7 @@ def page(request, tmp_path_factory, page_env):
                 percy_finalize=request.config.getoption("nopercyfinalize"),
                 pause=request.config.getoption("pause"),
             ) as dc:
-                dc.start_server(dash_app)
+                dc.start_server(dash_app, port=_free_port())
                 yield dc
 
 

@@ -1,6 +1,7 @@
-"""The research card in real headless Chromium on the embedded MiniLM: the measure selector
-draws what models.measures computes; the corpus head profile runs as a background job on an
-uploaded corpus, clicking a head lists its most extreme texts and clicking a text opens it."""
+"""The research card in real headless Chromium on the embedded MiniLM: the model view's click shows
+the head (the measure selector is the heatmap card's: tests/browser/test_measures.py); the corpus
+head profile runs as a background job on an uploaded corpus, clicking a head lists its most extreme
+texts and clicking a text opens it."""
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ import pytest
 
 from dashboard import ids
 from dashboard import research_ids as R
-from dashboard.urlstate import DEFAULT_LAYER, DEFAULT_MODEL, DEFAULT_TEXT
-from models import loader, measures, profile
+from dashboard.urlstate import DEFAULT_MODEL
+from models import loader, profile
 from tests.browser.helpers import GD, cell_point, js, open_page, text_of, until
 
 TIMEOUT = 60
@@ -42,20 +43,9 @@ def _click_el(page, el):
 
 
 @pytest.mark.browser
-def test_measure_selector_draws_the_engine_rollout(page):
+def test_model_view_click_shows_the_head(page):
+    # the model view: clicking the thumbnail of L1 H5 shows that head (the page's dropdowns, the heatmap)
     open_page(page)
-    until(lambda: _meta(page, R.MEASURE_GRAPH).get("kind") == "heatmap", TIMEOUT, what="the measure heatmap")
-    label = next(e for e in page.driver.find_elements("css selector", f"#{R.MEASURE} label")
-                 if e.text == measures.MEASURE_LABELS["value-norm"])
-    _click_el(page, label)
-    until(lambda: _meta(page, R.MEASURE_GRAPH).get("measure") == "value-norm", TIMEOUT, what="value-norm drawn")
-    m = measures.compute(loader.get_loaded(DEFAULT_MODEL), DEFAULT_TEXT)
-    meta = _meta(page, R.MEASURE_GRAPH)
-    expect = m.matrix("value-norm", meta["layer"], meta["head"])
-    assert meta["layer"] == DEFAULT_LAYER
-    np.testing.assert_allclose(_z(page, R.MEASURE_GRAPH), expect, atol=2e-3 * max(1.0, float(expect.max())))
-    assert "Caveat" in text_of(page, R.MEASURE_EXPLAIN)
-    # the model view: clicking the thumbnail of L1 H5 shows that head (the page's dropdowns)
     until(lambda: _meta(page, R.MODEL_VIEW).get("kind") == "model_view", TIMEOUT, what="the model view")
     from selenium.webdriver.common.action_chains import ActionChains
 
@@ -64,7 +54,7 @@ def test_measure_selector_draws_the_engine_rollout(page):
     ac.w3c_actions.pointer_action.move_to_location(int(x), int(y))
     ac.click()
     ac.perform()
-    until(lambda: (_meta(page, R.MEASURE_GRAPH).get("layer"), _meta(page, R.MEASURE_GRAPH).get("head")) == (1, 5),
+    until(lambda: (_meta(page, ids.HEATMAP).get("layer"), _meta(page, ids.HEATMAP).get("head")) == (1, 5),
           TIMEOUT, what="the clicked head shown")
     assert _meta(page, R.MODEL_VIEW).get("selected") == [1, 5]
     assert page.get_logs() == []
@@ -98,7 +88,7 @@ def test_profile_job_extremes_and_open_text(page, tmp_path):
     until(lambda: page.find_element(f"#{ids.TEXT}").get_attribute("value") == top[-1]["text"], TIMEOUT,
           what="the text opened")
     n = len(loader.get_loaded(DEFAULT_MODEL).tokenizer(top[-1]["text"])["input_ids"])
-    until(lambda: _z(page, R.MEASURE_GRAPH) is not None and _z(page, R.MEASURE_GRAPH).shape == (n, n), TIMEOUT,
+    until(lambda: _z(page, ids.HEATMAP) is not None and _z(page, ids.HEATMAP).shape == (n, n), TIMEOUT,
           what="the opened text drawn")
     assert page.get_logs() == []
 

@@ -98,17 +98,6 @@ def test_eta_reporter():
     assert seen[-1][0] == 100
 
 
-def test_measure_choice_and_explain_lines():
-    from services import research_measures as rm
-
-    assert rm.parse_measure("value-norm") == "value-norm"
-    assert rm.parse_measure("<script>") == rm.DEFAULT_MEASURE and rm.parse_measure(None) == rm.DEFAULT_MEASURE
-    for m in ("raw", "rollout", "value-norm", "grad-attention"):
-        lines = rm.explain(m, "y = cos(...)")
-        assert lines[1].startswith("Caveat:")
-    assert rm.explain("grad-attention", "y = cos(a, b)")[-1] == "Target: y = cos(a, b)."
-
-
 def test_profile_upload_is_validated():
     import base64
 
