@@ -7,7 +7,7 @@ from dash import ClientsideFunction, Input, Output
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
-from dashboard.selection import parse_layer
+from dashboard.selection import parse_index
 from models import measure_views, service
 
 
@@ -19,7 +19,7 @@ def measure_of(store: dict | None, layer, measure):
         raise PreventUpdate
     req = service.RunRequest.from_dict(store["request"])
     run = service.get_run(req)
-    lay = parse_layer(layer)
+    lay = parse_index(layer)
     return measure_views.layer_measure(req, run, run.main.n_layers - 1 if lay is None else lay, measure)
 
 

@@ -42,7 +42,7 @@ def _run_side(model: str, text: str, pair, max_tokens, layer, head, mask=None):
 
     run = service.get_run(service.RunRequest.create(model, text, pair, max_tokens, head_mask=mask))
     b = run.main
-    lay = parse_layer(layer)
+    lay = parse_index(layer)
     lay = 0 if lay is None else min(lay, b.n_layers - 1)
     hd = parse_head(head)
     hd = None if hd in (None, MEAN) else min(int(hd), b.n_heads - 1)
