@@ -56,8 +56,9 @@ except ImportError:  # pragma: no cover - the page is part of the repo
                                                    "head-dropdown", "status-alert", "run-store")
 
 
-def new_text(rng: random.Random, tag: str) -> str:
-    n = rng.randint(8, 40)
+def new_text(rng: random.Random, tag: str, words: int | None = None) -> str:
+    """A text never run before: a unique tag and `words` random one-token words (8-40 by default)."""
+    n = rng.randint(8, 40) if words is None else words
     return f"{tag} " + " ".join(rng.choice(WORDS) for _ in range(n)) + "."
 
 
@@ -69,12 +70,16 @@ class Stats:
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    by_output: dict = field(default_factory=dict)  # callback (first output id) -> [seconds]
+
     def add(self, action: str, seconds: float, calls: list, errors: list) -> None:
         with self.lock:
             self.actions.setdefault(action, []).append(seconds)
-            for _, status, _, sec in calls:
+            for out, status, _, sec in calls:
                 self.requests += 1
                 self.latencies.append(sec)
+                name = str(out).strip(".").split("...")[0].split("@")[0][:40]
+                self.by_output.setdefault(name, []).append(sec)
             self.errors.extend(errors)
 
 
@@ -97,7 +102,7 @@ def _errors(session: Session, calls: list) -> list:
 
 
 def client_loop(idx: int, template: DashClient, base_url: str, stats: Stats, deadline: float,
-                max_requests: int, seed: int) -> None:
+                max_requests: int, seed: int, new_words: int | None = None) -> None:
     import requests
 
     rng = random.Random(seed * 1000 + idx)
@@ -111,6 +116,16 @@ def client_loop(idx: int, template: DashClient, base_url: str, stats: Stats, dea
     except Exception as exc:  # transport errors count, the client goes on
         stats.add("run_cached", 0.0, [], [("exception", repr(exc)[:200])])
     n = 0
+    while new_words and time.monotonic() < deadline and stats.requests < max_requests:
+        # every action a NEW long text: Run, then every serverside callback the page fires after it
+        # (heatmap, grid, overview, inspector, text view, pruning card, research card, URL ...)
+        t0 = time.perf_counter()
+        try:
+            calls, errs = _run(tab, new_text(rng, f"c{idx}-{n}", new_words), clicks)
+        except Exception as exc:
+            calls, errs = [], [("exception", repr(exc)[:200])]
+        stats.add("run_new", time.perf_counter() - t0, calls, errs)
+        n += 1
     while time.monotonic() < deadline and stats.requests < max_requests:
         r = rng.random()
         action = "switch_head"
@@ -175,6 +190,36 @@ def verify_cache(directory: str) -> dict:
     return out
 
 
+def _written(srv) -> int:
+    """Bytes the server's processes (master, workers, job runners) have caused to be written to
+    storage so far (/proc/<pid>/io write_bytes, via psutil); a process that exited takes its count
+    with it, so a restart during the run undercounts."""
+    import psutil
+
+    total = 0
+    try:
+        procs = [srv.master] + srv.master.children(recursive=True)
+    except psutil.Error:
+        return 0
+    for p in procs:
+        try:
+            total += p.io_counters().write_bytes
+        except psutil.Error:
+            pass
+    return total
+
+
+def _dir_bytes(directory: str) -> int:
+    total = 0
+    for root, _, files in os.walk(directory):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
+
+
 def percentile(xs: list, p: float) -> float:
     if not xs:
         return float("nan")
@@ -185,7 +230,7 @@ def percentile(xs: list, p: float) -> float:
 
 
 def run_load(base_url: str, *, clients: int = 8, seconds: float = 60.0, max_requests: int = 100_000,
-             seed: int = 0) -> dict:
+             seed: int = 0, new_words: int | None = None) -> dict:
     """Drive an already running server; returns the figures (see report())."""
     template = DashClient.http(base_url)
     template.dependencies(), template.layout(), template.config()
@@ -197,7 +242,7 @@ def run_load(base_url: str, *, clients: int = 8, seconds: float = 60.0, max_requ
     t0 = time.monotonic()
     deadline = t0 + seconds
     threads = [threading.Thread(target=client_loop, daemon=True,
-                                args=(i, template, base_url, stats, deadline, max_requests, seed))
+                                args=(i, template, base_url, stats, deadline, max_requests, seed, new_words))
                for i in range(clients)]
     for t in threads:
         t.start()
@@ -212,6 +257,8 @@ def run_load(base_url: str, *, clients: int = 8, seconds: float = 60.0, max_requ
         "max_ms": 1000 * max(lat) if lat else float("nan"),
         "actions": {a: {"count": len(v), "p50_ms": 1000 * percentile(v, 50), "p95_ms": 1000 * percentile(v, 95)}
                     for a, v in stats.actions.items()},
+        "callbacks": {o: {"count": len(v), "p50_ms": 1000 * percentile(v, 50), "p95_ms": 1000 * percentile(v, 95),
+                          "total_s": sum(v)} for o, v in stats.by_output.items()},
         "errors": len(stats.errors), "error_samples": stats.errors[:10],
         "hung_clients": sum(t.is_alive() for t in threads),
     }
@@ -223,6 +270,14 @@ def report(res: dict) -> str:
              f"max {res['max_ms']:.0f} ms, errors {res['errors']}"]
     for a, v in sorted(res["actions"].items()):
         lines.append(f"  {a:12s} {v['count']:5d} actions, p50 {v['p50_ms']:.0f} ms, p95 {v['p95_ms']:.0f} ms")
+    slow = sorted(res.get("callbacks", {}).items(), key=lambda kv: -kv[1]["total_s"])[:8]
+    if slow:
+        lines.append("  callbacks by total time: " + "; ".join(
+            f"{o} x{v['count']} p50 {v['p50_ms']:.0f} ms p95 {v['p95_ms']:.0f} ms" for o, v in slow))
+    if "disk" in res:
+        d = res["disk"]
+        lines.append(f"  disk: {d['write_mb_per_min']:.1f} MB written per minute by the server's processes "
+                     f"({d['write_bytes']} B in {d['seconds']:.1f} s); cache directory {d['cache_dir_mb']:.1f} MB")
     if "cache" in res:
         c = res["cache"]
         lines.append(f"  cache: {c['entries']} entries ({c['runs']} runs, {c['json']} JSON), corrupt {c['corrupt']}")
@@ -239,16 +294,25 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--url", help="drive a server that is already running (loopback) instead")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--new-texts", type=int, default=0, metavar="WORDS",
+                    help="every action runs a NEW text of WORDS one-token words (e.g. 500) with the "
+                         "page's full callback cascade (default: the mixed run/cached/switch load)")
     args = ap.parse_args(argv)
+    new_words = args.new_texts or None
     if args.url:
         if not args.url.startswith(("http://127.", "http://localhost", "http://[::1]")):
             ap.error("--url must be a loopback address")
-        res = run_load(args.url, clients=args.clients, seconds=args.seconds)
+        res = run_load(args.url, clients=args.clients, seconds=args.seconds, new_words=new_words)
     else:
         from bench.local import LocalGunicorn
 
         with LocalGunicorn(workers=args.workers, threads=args.threads) as srv:
-            res = run_load(srv.url, clients=args.clients, seconds=args.seconds)
+            before, t0 = _written(srv), time.monotonic()
+            res = run_load(srv.url, clients=args.clients, seconds=args.seconds, new_words=new_words)
+            after, dt = _written(srv), time.monotonic() - t0
+            res["disk"] = {"write_bytes": after - before, "seconds": dt,
+                           "write_mb_per_min": (after - before) / 2**20 / (dt / 60),
+                           "cache_dir_mb": _dir_bytes(srv.cache_dir) / 2**20}
             res["cache"] = verify_cache(srv.cache_dir)
             res["workers"] = args.workers
             res["worker_restarts"] = srv.log_text().count("exited (replaced")

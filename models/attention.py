@@ -166,6 +166,32 @@ def forward_inputs(loaded: LoadedModel, text: str, text_pair: str | None, max_to
     return inputs, _tokens(enc, tok, [text, text_pair]), (), trunc
 
 
+LOSS_ROWS = 64  # logit rows per float32 block of causal_lm_loss (64 x a 32k vocabulary: 8 MB)
+
+
+def _plain_causal_lm_loss(model) -> bool:
+    """The model's loss is transformers' plain ForCausalLMLoss on its logits (no auxiliary term)."""
+    from transformers.loss.loss_utils import ForCausalLMLoss
+
+    try:
+        fn = model.loss_function
+    except Exception:  # noqa: BLE001 - a model without one: let it compute its own loss
+        return False
+    return fn is ForCausalLMLoss and not getattr(model.config, "output_router_logits", False)
+
+
+def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> float:
+    """transformers' ForCausalLMLoss (mean next-token cross-entropy, in float32) of logits
+    [1, T, vocab] for input_ids [1, T], computed LOSS_ROWS rows at a time: the float32 copy and
+    log-softmax of the whole [T, vocab] logits (500 MB for a 2,048-token Llama) never exist."""
+    x, target = logits[0, :-1], input_ids[0, 1:].to(logits.device)
+    total = torch.zeros((), dtype=torch.float64)
+    for a in range(0, x.shape[0], LOSS_ROWS):
+        total += torch.nn.functional.cross_entropy(x[a:a + LOSS_ROWS].float(), target[a:a + LOSS_ROWS],
+                                                   reduction="sum").double()
+    return float(total / max(1, x.shape[0]))
+
+
 def extract(loaded: LoadedModel, text: str, text_pair: str | None = None, *, max_tokens: int | None = None,
             head_mask=None, check: bool = True) -> AttentionRun:
     """Run the model once and capture every attention block (see module docstring).
@@ -180,9 +206,13 @@ def extract(loaded: LoadedModel, text: str, text_pair: str | None = None, *, max
     gates = _gates(loaded, head_mask)
     outputs = {}
     fallback = getattr(loaded, "path", None) == "fallback"  # weights from the model's own output_attentions
-    with torch.inference_mode(), interventions.capture(compact=True, check=check) as cap, \
+    own_loss = loaded.architecture == "decoder" and "labels" in inputs and _plain_causal_lm_loss(loaded.model)
+    model_inputs = {k: v for k, v in inputs.items() if not (own_loss and k == "labels")}
+    with torch.inference_mode(), interventions.capture(compact=True, check=check, model=loaded.model) as cap, \
             interventions.head_gates(gates or {}):
-        out = loaded.model(**inputs, **({"output_attentions": True} if fallback else {}))
+        out = loaded.model(**model_inputs, **({"output_attentions": True} if fallback else {}))
+        if own_loss:
+            outputs["loss"] = np.asarray(causal_lm_loss(out.logits, inputs["input_ids"]), dtype=np.float32)
     if fallback:
         interventions.record_attentions(cap, loaded.blocks, verify.block_attentions(out, loaded.architecture))
     if getattr(out, "loss", None) is not None:
@@ -190,6 +220,7 @@ def extract(loaded: LoadedModel, text: str, text_pair: str | None = None, *, max
     if loaded.architecture == "encoder" and loaded.head == "none":
         emb = mean_pool(out.last_hidden_state, inputs["attention_mask"])[0]
         outputs["embedding"] = emb.numpy().astype(np.float32)
+    del out  # the logits [1, T, vocab] go before the blocks are assembled
     blocks = _blocks(cap.calls, loaded)
     mask_arr = None
     if gates is not None:

@@ -64,21 +64,52 @@ def scores(query: torch.Tensor, key: torch.Tensor, *, scaling: float | None = No
     if scaling is None:
         scaling = query.size(-1) ** -0.5
     key = expand_kv(key, query.shape[1], kv_index)
-    out = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    out = torch.matmul(query, key.transpose(-1, -2))
+    if not _in_place_ok(out):  # autograd (pruning importance runs backward through here): new tensors
+        out = out * scaling
+        if softcap is not None:
+            out = torch.tanh(out / softcap) * softcap
+        if position_bias is not None:
+            out = out + position_bias[..., : out.shape[-1]]
+        if attention_mask is not None:
+            mask = attention_mask[..., : out.shape[-1]]
+            out = out.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else out + mask
+        if sliding_window is not None:
+            keep = sliding_window_keep(out.shape[-2], out.shape[-1], int(sliding_window), device=out.device)
+            out = out.masked_fill(~keep, float("-inf"))
+        return out
+    # no autograd: the same operations in place on the matmul's output (one [B, H, Tq, Tk] tensor
+    # instead of one per step: a Llama-1B layer at 2,048 tokens holds 268 MB of bfloat16 scores)
+    out.mul_(scaling)
     if softcap is not None:
-        out = torch.tanh(out / softcap) * softcap
+        out.div_(softcap).tanh_().mul_(softcap)
     if position_bias is not None:
-        out = out + position_bias[..., : out.shape[-1]]
+        bias = position_bias[..., : out.shape[-1]]
+        out = out.add_(bias) if _same_result(out, bias) else out + bias
     if attention_mask is not None:
         mask = attention_mask[..., : out.shape[-1]]
         if mask.dtype == torch.bool:
-            out = out.masked_fill(~mask, float("-inf"))
+            out.masked_fill_(~mask, float("-inf"))
         else:
-            out = out + mask
+            out = out.add_(mask) if _same_result(out, mask) else out + mask
     if sliding_window is not None:
         keep = sliding_window_keep(out.shape[-2], out.shape[-1], int(sliding_window), device=out.device)
-        out = out.masked_fill(~keep, float("-inf"))
+        out.masked_fill_(~keep, float("-inf"))
     return out
+
+
+def _in_place_ok(t: torch.Tensor) -> bool:
+    """In-place steps are safe on a fresh tensor that autograd does not track."""
+    return not (torch.is_grad_enabled() and t.requires_grad)
+
+
+def _same_result(out: torch.Tensor, other: torch.Tensor) -> bool:
+    """out + other has out's dtype and shape (so out.add_(other) computes the same tensor)."""
+    return (torch.result_type(out, other) == out.dtype
+            and torch.broadcast_shapes(out.shape, other.shape) == out.shape)
+
+
+SOFTMAX_CHUNK = 1 << 22  # elements per float32 softmax temporary of a 16-bit model (16 MB)
 
 
 def weights(scores: torch.Tensor, *, sinks: torch.Tensor | None = None) -> torch.Tensor:
@@ -86,7 +117,16 @@ def weights(scores: torch.Tensor, *, sinks: torch.Tensor | None = None) -> torch
     scores dtype. `sinks` [H]: per-head sink logits that take part in the softmax (GPT-OSS) and are
     dropped after it, so a row may sum to less than 1."""
     if sinks is None:
-        return torch.softmax(scores, dim=-1, dtype=torch.float32).to(scores.dtype)
+        if scores.dtype == torch.float32 or not _in_place_ok(scores) or scores.numel() <= SOFTMAX_CHUNK:
+            return torch.softmax(scores, dim=-1, dtype=torch.float32).to(scores.dtype)
+        # 16-bit scores without autograd: the float32 softmax row block by row block, each rounded into
+        # the output (the same numbers; never a float32 copy of the whole [B, H, Tq, Tk] tensor)
+        out = torch.empty(scores.shape, dtype=scores.dtype, device=scores.device)
+        flat, dest = scores.reshape(-1, scores.shape[-1]), out.view(-1, out.shape[-1])
+        step = max(1, SOFTMAX_CHUNK // scores.shape[-1])
+        for a in range(0, flat.shape[0], step):
+            dest[a:a + step] = torch.softmax(flat[a:a + step], dim=-1, dtype=torch.float32)
+        return out
     b, h, tq, _ = scores.shape
     sink = sinks.reshape(1, -1, 1, 1).to(scores.dtype).expand(b, h, tq, 1)
     combined = torch.cat([scores, sink], dim=-1).float()

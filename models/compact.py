@@ -53,11 +53,19 @@ log = logging.getLogger(__name__)
 TOLERANCE = 1e-3  # max abs difference between rebuilt and model weights
 TOP_K = 8  # top keys stored per query
 CHUNK_ELEMENTS = 1 << 24  # floats per temporary [heads, rows, keys] chunk (64 MB float32)
+CHECK_ELEMENTS = 1 << 21  # floats per chunk of the capture check (8 MB float32: its few buffers fit a 32 MB L3;
+# few enough chunks that a busy machine's thread synchronisation per operation does not dominate)
 _LN2 = math.log(2.0)
 _MASKED = -1e30  # additive mask values at or below this hide a key
 
 
 _HIDDEN: dict = {}  # the last flag mask built (see MaskSpec.hidden)
+
+
+def _fold_scaling(dtype: torch.dtype) -> bool:
+    """Fold the model's scaling into q before q·k (float32/64: differs from the model's own order by
+    rounding only, ~1e-7); 16-bit models round q·k before scaling, so the rebuild does too."""
+    return dtype in (torch.float32, torch.float64)
 
 
 # ---- mask and bias descriptions ----------------------------------------------------------------
@@ -202,26 +210,60 @@ class LayerStore:
     def _heads(self, heads) -> np.ndarray:
         return np.arange(self.n_heads)[heads].reshape(-1)
 
+    def operands(self, hs: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(q [heads, queries, d], k [heads, keys, d]) of query heads hs (all by default) in the
+        compute dtype, ready for one batched matmul: q carries the model's scaling when the compute
+        dtype is float32 (folded once: T·d work instead of T² per head); k holds each query head's
+        kv head (grouped-query sharing, or kv_index on a physically pruned layer)."""
+        dt = getattr(torch, self.compute_dtype)
+        hs = np.arange(self.n_heads) if hs is None else np.asarray(hs).reshape(-1)
+        every = len(hs) == self.n_heads and bool((hs == np.arange(self.n_heads)).all())
+        q = torch.from_numpy(self.q if every else self.q[hs]).to(dt)
+        if _fold_scaling(dt):
+            q = q * self.scaling
+        kv = hs // (self.n_heads // self.k.shape[0]) if self.kv_index is None else self.kv_index[hs]
+        k = torch.from_numpy(self.k).to(dt)
+        if len(kv) != k.shape[0] or (kv != np.arange(k.shape[0])).any():
+            k = k.index_select(0, torch.from_numpy(np.asarray(kv, np.int64)))
+        return q, k
+
+    def raw_scores(self, q: torch.Tensor, k: torch.Tensor, hs: np.ndarray, rows, width: int) -> torch.Tensor:
+        """Compute dtype [heads, rows, width]: the scores the softmax saw for keys [0, width), the mask
+        NOT applied (see hidden). q [heads, rows, d] and k [heads, >= width, d] from operands(), already
+        restricted to query heads hs and query rows `rows` (a slice or indices, for the bias).
+
+        Same order of operations as models.attention_math.scores: q·k and the scaling (folded into q
+        in float32; after the matmul in 16-bit dtypes, where the model rounds twice), softcap, bias."""
+        s = torch.matmul(q, k[:, :width].transpose(-1, -2))
+        if not _fold_scaling(s.dtype):
+            s.mul_(self.scaling)
+        if self.softcap is not None:
+            s.div_(self.softcap).tanh_().mul_(self.softcap)
+        if self.bias is not None:
+            s.add_(self.bias.rows(hs, rows, self.n_queries, self.n_keys)[..., :width].to(s.dtype))
+        return s
+
+    def hidden(self, hs: np.ndarray, rows, width: int) -> torch.Tensor | None:
+        """bool [1 | heads, rows, width]: True where the mask hides a key; None when nothing is hidden."""
+        if self.mask is None or self.mask.kind == "none":
+            return None
+        if self.mask.kind == "bits" and self.mask.bits.shape[0] > 1:
+            return ~torch.stack([self.mask.allowed(rows, int(h)) for h in hs])[..., :width]
+        if self.mask.kind == "bits":
+            return ~self.mask.allowed(rows)[None, :, :width]
+        return self.mask.hidden()[rows, :width].unsqueeze(0)
+
     def scores(self, heads=slice(None), rows=slice(None)) -> torch.Tensor:
         """float32 [heads, rows, keys]: the pre-softmax scores the model's softmax saw, -inf where
         masked (sink logits not included)."""
         hs = self._heads(heads)
         if self.mode == "full":
             return torch.from_numpy(self.full_scores[hs][:, rows].astype(np.float32))
-        group = self.n_heads // self.k.shape[0]
-        dt = getattr(torch, self.compute_dtype)
-        q = torch.from_numpy(self.q[hs][:, rows]).to(dt)  # [h, r, d]
-        kv = hs // group if self.kv_index is None else self.kv_index[hs]
-        k = torch.from_numpy(self.k[kv]).to(dt)  # [h, keys, d]: each head's own kv head
-        bias = None if self.bias is None else self.bias.rows(hs, rows, self.n_queries, self.n_keys)
-        hidden = None
-        if self.mask is not None and self.mask.kind != "none":
-            if self.mask.kind == "bits" and self.mask.bits.shape[0] > 1:
-                hidden = ~torch.stack([self.mask.allowed(rows, int(h)) for h in hs])
-            else:
-                hidden = self.mask.hidden(rows).unsqueeze(0)
-        s = attention_math.scores(q[None], k[None], scaling=self.scaling, softcap=self.softcap,
-                                  position_bias=None if bias is None else bias[None].to(dt))[0]
+        if not isinstance(rows, slice):
+            rows = np.arange(self.n_queries)[rows].reshape(-1)
+        q, k = self.operands(hs)
+        s = self.raw_scores(q[:, rows], k, hs, rows, self.n_keys)
+        hidden = self.hidden(hs, rows, self.n_keys)
         if hidden is not None:  # as attention_math's bool mask, in place (one T x T temporary less)
             s.masked_fill_(hidden, float("-inf"))
         return s.float()
@@ -372,31 +414,175 @@ def _allowed_and_bias(mask, position_bias, n_heads, tq, tk):
     return allowed, bias
 
 
-def _max_diff(store: LayerStore, weights: torch.Tensor) -> float:
-    """Max abs difference between the store's rebuilt weights and the model's [heads, tq, tk]."""
+def _check_chunks(n_heads: int, tq: int, tk: int, causal: bool) -> tuple[int, int]:
+    """(heads, rows) per chunk of the check: at most CHECK_ELEMENTS floats [heads, rows, keys], so a
+    chunk's rebuilt scores, weights and differences stay in the CPU cache across their passes;
+    causal layers take row blocks of at most 1/4 of the queries, each computed only up to its last
+    visible key (about 62 % of the T² work)."""
+    rows = max(1, min(tq, CHECK_ELEMENTS // max(1, tk)))
+    if causal and tq >= 128:
+        rows = min(rows, max(64, -(-tq // 4)))
+    heads = max(1, min(n_heads, CHECK_ELEMENTS // max(1, rows * tk)))
+    return heads, rows
+
+
+class _Summaries:
+    """Per-query summaries of one layer, filled chunk by chunk (LayerSummary when done).
+
+    entropy float32 [heads, queries] bits; top_i int64 / top_w float32 [heads, queries, k]; sink
+    float32 [heads, queries] (weight on key 0); diag / prev float32 [heads] sums of w[i, i] and
+    w[i, i - 1] (square layers only)."""
+
+    def __init__(self, h: int, tq: int, tk: int, allowed_count: np.ndarray):
+        self.h, self.tq, self.tk, self.allowed_count = h, tq, tk, allowed_count
+        self.k = min(TOP_K, tk)
+        self.ent = torch.empty(h, tq)
+        self.sink = torch.empty(h, tq)
+        self.top_i = torch.empty(h, tq, self.k, dtype=torch.int64)
+        self.top_w = torch.empty(h, tq, self.k)
+        self.diag = torch.zeros(h)
+        self.prev = torch.zeros(h)
+
+    def add(self, w: torch.Tensor, h0: int, r0: int, s: torch.Tensor | None = None) -> None:
+        """w float32 [heads, rows, width]: weights of heads h0.., query rows r0.., keys [0, width) (keys
+        beyond width carry weight 0); s [heads, rows, width] the scores w is the softmax of (finite:
+        masked keys at the dtype's minimum), or None (then the entropy is summed from w log w).
+
+        With s the entropy needs no logarithm per key: w_j = exp(s_j - L) with L the row's log-sum-exp,
+        so H = -sum w_j ln w_j = L - sum w_j s_j, and L = s_top - ln w_top from the row's top key."""
+        c, r, width = w.shape
+        hs, rs = slice(h0, h0 + c), slice(r0, r0 + r)
+        tv, ti = torch.topk(w, self.k, dim=-1, sorted=True)
+        self.top_w[hs, rs], self.top_i[hs, rs] = tv, ti
+        if s is None:
+            ent = torch.special.entr(w).sum(-1)  # -w ln w, 0 at 0
+        else:
+            lse = s.gather(-1, ti[..., :1]).squeeze(-1).float().sub_(tv[..., 0].log())
+            ent = lse.sub_(torch.mul(w, s).sum(-1))
+        self.ent[hs, rs] = ent.div_(_LN2).clamp_min_(0)
+        self.sink[hs, rs] = w[..., 0]
+        if self.tq == self.tk:
+            self.diag[hs] += torch.diagonal(w, offset=r0, dim1=-2, dim2=-1).sum(-1)
+            if self.tq >= 2:
+                self.prev[hs] += torch.diagonal(w, offset=r0 - 1, dim1=-2, dim2=-1).sum(-1)
+
+    def done(self) -> "LayerSummary":
+        h, tq, tk = self.h, self.tq, self.tk
+        nan = np.full(h, np.nan, np.float32)
+        square = tq == tk
+        diag = (self.diag / tq).numpy() if square else nan
+        prev = (self.prev / (tq - 1)).numpy() if square and tq >= 2 else nan
+        return _finish(self.ent, self.top_w, self.top_i, self.sink, diag, prev, self.allowed_count, tk)
+
+
+def _finish(ent, top_w, top_i, sink, diag, prev, allowed_count, tk) -> "LayerSummary":
+    h = ent.shape[0]
+    h_max = np.log2(np.maximum(allowed_count, 1)).astype(np.float32)
+    rows = h_max > 0
+    e = ent.numpy()
+    norm = (e[:, rows] / h_max[rows]).mean(-1) if rows.any() else np.zeros(h, np.float32)
+    metrics = {"entropy": e.mean(-1), "entropy_norm": norm, "max_weight": top_w[..., 0].numpy().mean(-1),
+               "sink": sink.numpy().mean(-1), "diagonal": diag, "previous": prev}
+    metrics = {n: np.asarray(v, np.float32) for n, v in metrics.items()}
+    idx_dtype = np.uint16 if tk <= 65535 else np.int32
+    return LayerSummary(entropy=e.astype(np.float32), top_idx=top_i.numpy().astype(idx_dtype),
+                        top_w=top_w.numpy().astype(np.float32), metrics=metrics)
+
+
+def check_and_summarise(store: LayerStore, weights: torch.Tensor,
+                        allowed_count: np.ndarray) -> tuple[float, "LayerSummary | None"]:
+    """(max abs difference, summaries) of every head rebuilt from `store` against the model's own
+    weights [heads, tq, tk] (its softmax output, in its dtype).
+
+    Chunk by chunk ([heads, rows, keys], see _check_chunks): the rebuilt scores (one batched matmul
+    over the chunk's heads, operands prepared once per layer), the softmax in float32 as the model
+    computes it (rounded to the model's dtype for the comparison), then the per-query summaries of
+    that same rebuilt chunk (entropy, top keys, sink, diagonals): what the views show is what was
+    checked and summarised. Keys a causal chunk cannot see are not computed; the model's weights
+    there must be 0 and are checked too. Stops at the first chunk over TOLERANCE (summaries None)."""
     h, tq, tk = weights.shape
+    dt = getattr(torch, store.compute_dtype)
+    q, k = store.operands()
+    sinks = None if store.sinks is None else torch.from_numpy(store.sinks).float()
+    causal = store.mask is not None and store.mask.kind in ("causal", "window")
+    offset = store.mask.offset if causal else 0
+    ch, cr = _check_chunks(h, tq, tk, causal)
+    acc = _Summaries(h, tq, tk, allowed_count)
     worst = 0.0
-    step = _head_chunk(tq, tk)
-    for a in range(0, h, step):
-        sl = slice(a, min(h, a + step))
-        d = store.weights(sl)
-        if not d.numel():
-            continue
-        d.sub_(weights[sl]).abs_()  # in place: no second T x T temporary
-        worst = max(worst, float(d.max()))
-        if not math.isfinite(worst):
-            return float("inf")
-    return worst
+    kmin = min(TOP_K, tk)
+    for r0 in range(0, tq, cr):
+        r1 = min(tq, r0 + cr)
+        rows = slice(r0, r1)
+        width = min(tk, max(r1 + offset, kmin)) if causal else tk
+        hidden = store.hidden(None, rows, width) if store.mask is None or store.mask.kind != "bits" \
+            or store.mask.bits.shape[0] == 1 else None
+        for h0 in range(0, h, ch):
+            h1 = min(h, h0 + ch)
+            hs = slice(h0, h1)
+            s = store.raw_scores(q[hs, rows], k[hs], np.arange(h0, h1), rows, width)
+            hid = hidden if hidden is not None else store.hidden(np.arange(h0, h1), rows, width)
+            if hid is not None:  # the dtype's minimum, not -inf: the same weights (exp underflows to 0
+                s.masked_fill_(hid, torch.finfo(s.dtype).min)  # exactly) and w * s stays finite
+            if sinks is None:
+                w32 = torch.softmax(s, -1, dtype=torch.float32)
+            else:
+                w32 = attention_math.weights(s[None], sinks=sinks[hs])[0].float()
+            model = weights[hs, rows]
+            if dt == torch.float32:
+                d = torch.sub(w32, model[..., :width])
+            else:  # the model rounds its float32 softmax to its dtype: so does the rebuild
+                d = torch.sub(w32.to(dt), model[..., :width])
+            worst = _worse(worst, d, fresh=True)
+            del d
+            if width < tk:  # keys the chunk did not compute are hidden: the model's weight there is 0
+                worst = _worse(worst, model[..., width:])  # (softmax weights: >= 0, so max = max |w|)
+            if not math.isfinite(worst):
+                return float("inf"), None
+            if worst > TOLERANCE:
+                return worst, None
+            acc.add(w32, h0, r0, s if sinks is None else None)
+    return worst, acc.done()
+
+
+def _worse(worst: float, diff: torch.Tensor, fresh: bool = False) -> float:
+    """max(worst, max |diff|); inf when diff holds NaN or inf (never a silent pass). fresh: diff is
+    a temporary that may be overwritten (abs in place; else a copy is made)."""
+    m = float((diff.abs_() if fresh else diff.abs()).amax())  # amax propagates NaN
+    return m if not math.isfinite(m) else max(worst, m)
+
+
+def _layer_context(memo: dict | None, mask, position_bias, h: int, tq: int, tk: int):
+    """(MaskSpec, BiasSpec | None, allowed_count int [queries]) of an attention call's mask and
+    position bias; every layer of a block passes the same tensors, so they are described once per
+    forward (memo: a dict owned by the capture, keyed by the tensors' identity and kept alive)."""
+    key = (None if mask is None else (mask.data_ptr(), tuple(mask.shape), mask.dtype),
+           None if position_bias is None else (position_bias.data_ptr(), tuple(position_bias.shape)),
+           tq, tk)
+    if memo is not None and key in memo:
+        return memo[key][0]
+    allowed, bias = _allowed_and_bias(mask, position_bias, h, tq, tk)
+    mask_spec = describe_mask(allowed)
+    bias_spec = None if bias is None else describe_bias(bias, allowed)
+    out = (mask_spec, bias_spec, mask_spec.allowed_count())
+    if memo is not None:
+        memo[key] = (out, mask, position_bias)  # the tensors stay alive: their addresses are not reused
+    return out
 
 
 def record(query: torch.Tensor, key: torch.Tensor, weights: torch.Tensor, *, scaling: float,
            mask=None, position_bias=None, softcap=None, sinks=None, scores: torch.Tensor | None = None,
-           kv_index=None, where: str = "", check: bool = True) -> tuple[LayerStore, LayerSummary]:
+           kv_index=None, where: str = "", check: bool = True,
+           memo: dict | None = None, start: str = "qk16") -> tuple[LayerStore, LayerSummary]:
     """Reduce one attention call (batch 1) to a checked LayerStore and its LayerSummary.
 
     query [1, heads, tq, d]; key [1, kv heads, tk, d] (not expanded); weights [1, heads, tq, tk]
     the model's softmax output; mask/position_bias as passed to the attention function; scores
-    [1, heads, tq, tk] the pre-softmax scores the model used (kept only if the compact form fails).
+    [1, heads, tq, tk] the pre-softmax scores the model used (kept only if the compact form fails);
+    memo: a dict shared by the calls of one forward (mask descriptions are computed once).
+    start: the first storage to try ("qk16", or "qk32" for a layer whose float16 form did not
+    reproduce last time: its check is not run twice on every capture).
+    With `check`, the summaries are those of the checked rebuild (check_and_summarise); without
+    it, or when the layer is stored in full, those of the model's own weights.
     """
     q, k, w = query[0].detach().cpu(), key[0].detach().cpu(), weights[0].detach().cpu()
     mask = None if mask is None else mask.detach().cpu()
@@ -404,26 +590,24 @@ def record(query: torch.Tensor, key: torch.Tensor, weights: torch.Tensor, *, sca
     kv = None if kv_index is None else kv_index.detach().cpu().long().numpy().copy()
     h, tq, _ = q.shape
     tk = k.shape[1]
-    allowed, bias = _allowed_and_bias(mask, position_bias, h, tq, tk)
-    mask_spec = describe_mask(allowed)
-    bias_spec = None if bias is None else describe_bias(bias, allowed)
-    summary = summarise(w, mask_spec.allowed_count())
+    mask_spec, bias_spec, allowed_count = _layer_context(memo, mask, position_bias, h, tq, tk)
     sink_arr = None if sinks is None else sinks.detach().float().cpu().reshape(-1).numpy().copy()
     reasons = []
-    for dtype, mode in ((np.float16, "qk16"), (np.float32, "qk32")):
+    modes = ((torch.float16, "qk16"), (torch.float32, "qk32"))
+    for dtype, mode in modes[1:] if start == "qk32" else modes:
         store = LayerStore(mode=mode, n_heads=h, n_queries=tq, n_keys=tk,
-                           q=q.float().numpy().astype(dtype), k=k.float().numpy().astype(dtype),
+                           q=q.to(dtype).contiguous().numpy(), k=k.to(dtype).contiguous().numpy(),
                            scaling=float(scaling), softcap=float(softcap) if softcap else None,
                            sinks=sink_arr, mask=mask_spec, bias=bias_spec,
                            compute_dtype=str(q.dtype).replace("torch.", ""), kv_index=kv)
         if not check:
-            return store, summary
-        diff = _max_diff(store, w)
-        if diff <= TOLERANCE:
+            return store, summarise(w, allowed_count)
+        diff, summary = check_and_summarise(store, w, allowed_count)
+        if summary is not None:
             return store, summary
         reasons.append(f"{mode} max abs diff {diff:.2e}")
     reason = "compact form does not reproduce the model's weights (" + "; ".join(reasons) + \
         f" > {TOLERANCE:g}); stored in full"
     log.warning("attention capture %s: %s", where, reason)
     full_scores = None if scores is None else scores[0].detach().cpu().half().numpy()
-    return LayerStore.from_full(w.half().numpy(), full_scores, reason), summary
+    return LayerStore.from_full(w.half().numpy(), full_scores, reason), summarise(w, allowed_count)

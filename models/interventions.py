@@ -68,6 +68,8 @@ class Capture:
     compact: bool = False
     check: bool = True
     calls: list = field(default_factory=list)
+    memo: dict = field(default_factory=dict)  # mask/bias descriptions shared by a forward's layers
+    model: object = None  # the model captured (remembers which layers need float32 Q/K)
 
 
 @dataclass
@@ -161,11 +163,23 @@ def _record(cap: Capture, slot: BlockSlot, query, key, scores, weights, *, scali
     """Reduce one call to its compact form (what the softmax saw) plus summaries; see models.compact.
     query [B,H,Tq,d], key [B,Hkv,Tk,d] (not expanded), scores/weights [B,H,Tq,Tk]; kv_index [H]
     the kv head of each query head on a physically pruned layer (else h // group)."""
+    module_key = (slot.block, slot.layer)
+    start = _FIRST_MODE.get(cap.model, {}).get(module_key, "qk16") if cap.model is not None else "qk16"
     store, summary = compact.record(
         query, key, weights, scaling=scaling, mask=mask, position_bias=position_bias, softcap=softcap,
         sinks=sinks, scores=scores, kv_index=kv_index, where=f"{slot.block} layer {slot.layer}",
-        check=cap.check)
+        check=cap.check, memo=cap.memo, start=start)
+    if cap.model is not None and store.mode in ("qk16", "qk32"):
+        try:
+            _FIRST_MODE.setdefault(cap.model, {})[module_key] = store.mode
+        except TypeError:  # not weak-referenceable: no memory of the mode
+            pass
     cap.calls.append((slot, store, summary))
+
+
+# model -> {(block, layer): the compact mode that reproduced last time}: a layer whose float16 form
+# failed the check starts at float32 next time (the check still runs on every capture, once).
+_FIRST_MODE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 AttentionInterface.register(IMPLEMENTATION, dashboard_attention)
@@ -173,10 +187,10 @@ AttentionMaskInterface.register(IMPLEMENTATION, eager_mask)
 
 
 @contextlib.contextmanager
-def capture(scores: bool = True, *, compact: bool = False, check: bool = True):
+def capture(scores: bool = True, *, compact: bool = False, check: bool = True, model=None):
     """Record every attention call of forwards run inside the block (this thread/context only);
     see Capture for the two forms."""
-    cap = Capture(scores=scores, compact=compact, check=check)
+    cap = Capture(scores=scores, compact=compact, check=check, model=model)
     old = _STATE.get()
     token = _STATE.set(_State(capture=cap, gates=old.gates))
     try:

@@ -147,16 +147,44 @@ class Block:
         """float32 [rows, keys]: pre-softmax scores of one head, -inf where masked."""
         return self.layers[layer].scores(head, rows)[0].numpy()
 
+    def _small(self, layer: int) -> bool:
+        x = self.layers[layer]
+        return x.n_heads * x.n_queries * x.n_keys <= LAYER_MEMO_CELLS
+
+    def _layer(self, layer: int, temperature: float, rows=slice(None), build: bool = True) -> np.ndarray | None:
+        """float32 [heads, queries, keys], read-only: a small layer rebuilt once and kept (the views of
+        one user action, heatmap, its head mean and the layer overview, read it; see _LayerMemo).
+        With `build` False, or for a few rows only, None unless it is already kept (one query's row
+        of one head is cheaper to rebuild than the layer)."""
+        if not self._small(layer):
+            return None
+        key = (layer, float(temperature))
+        hit = _MEMO.get(self, key)
+        if hit is None and build and isinstance(rows, slice) and rows == slice(None):
+            hit = self.layers[layer].weights(slice(None), slice(None), temperature).numpy()
+            hit.setflags(write=False)
+            _MEMO.put(self, key, hit)
+        return hit
+
     def head_weights(self, layer: int, head: int, temperature: float = 1.0, rows=slice(None)) -> np.ndarray:
         """float32 [rows, keys]: softmax(scores / T) of one head (T = 1: the model's weights)."""
+        kept = self._layer(layer, temperature, rows)
+        if kept is not None:
+            return np.array(kept[head][rows])
         return self.layers[layer].weights(head, rows, temperature)[0].numpy()
 
     def layer_weights(self, layer: int, temperature: float = 1.0, rows=slice(None)) -> np.ndarray:
         """float32 [heads, rows, keys]: every head of one layer."""
+        kept = self._layer(layer, temperature, rows)
+        if kept is not None:
+            return np.array(kept[:, rows])
         return self.layers[layer].weights(slice(None), rows, temperature).numpy()
 
     def mean_weights(self, layer: int, temperature: float = 1.0, rows=slice(None)) -> np.ndarray:
         """float32 [rows, keys]: mean over the layer's heads."""
+        kept = self._layer(layer, temperature, rows)
+        if kept is not None:
+            return kept[:, rows].mean(0)
         return self.layers[layer].weights(slice(None), rows, temperature).mean(0).numpy()
 
     # ---- the whole block (small runs only) -----------------------------------------------------
@@ -199,6 +227,51 @@ class Block:
         summary = {k: arrays[f"{prefix}.{k}"] for k in meta["summary"]}
         return cls(meta["name"], meta["kind"], meta["query_side"], meta["key_side"], layers=layers,
                    summary=summary)
+
+
+LAYER_MEMO_CELLS = 1 << 22  # a layer of at most this many weights (16 MB float32) is rebuilt once and kept
+
+
+class _LayerMemo:
+    """The last few small layers rebuilt, per process: {(block, layer, T): float32 [H, Tq, Tk]}.
+
+    One user action fires several views of the same layer (the heatmap's heads and their mean, the
+    layer overview of every head) in separate requests; the run itself comes from the per-process
+    LRU (models.service), so the layer it rebuilt for the first view serves the next ones. Blocks
+    are held weakly (an entry dies with its run); at most ENTRIES layers, each <= LAYER_MEMO_CELLS."""
+
+    ENTRIES = 4
+
+    def __init__(self):
+        import threading
+        from collections import OrderedDict
+
+        self._lock = threading.Lock()
+        self._items: "OrderedDict[tuple, tuple]" = OrderedDict()
+
+    def get(self, block: "Block", key: tuple):
+        with self._lock:
+            item = self._items.get((id(block),) + key)
+            if item is None or item[0]() is not block:
+                return None
+            self._items.move_to_end((id(block),) + key)
+            return item[1]
+
+    def put(self, block: "Block", key: tuple, value: np.ndarray) -> None:
+        import weakref
+
+        with self._lock:
+            self._items[(id(block),) + key] = (weakref.ref(block), value)
+            self._items.move_to_end((id(block),) + key)
+            while len(self._items) > self.ENTRIES:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_MEMO = _LayerMemo()
 
 
 def stack_summaries(summaries: list) -> dict[str, np.ndarray]:

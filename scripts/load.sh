@@ -7,6 +7,8 @@
 #
 #   bash scripts/load.sh                       # 60 s, 8 clients, 2 workers
 #   bash scripts/load.sh --seconds 20 --clients 4 --json /tmp/load.json
+#   bash scripts/load.sh --new-texts 500       # issue 11: every action a NEW ~500-token text, full
+#                                              # cascade; p50/p95 Run -> every panel, disk MB/min
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

@@ -170,3 +170,85 @@ def test_mask_and_bias_descriptions_are_compact():
     torch.testing.assert_close(b.rows(slice(None), slice(None), t, t), bias)
     noisy = bias + torch.rand(2, t, t)
     assert compact.describe_bias(noisy, torch.ones(1, t, t, dtype=torch.bool)).kind == "full"
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "gemma2", "gpt_oss", "t5"])
+def test_chunked_check_rebuilds_and_summarises_like_eager(minilm, kind, monkeypatch):
+    """The capture check in many small chunks (row blocks of a causal layer computed only up to
+    their last visible key, several head groups): every layer still compact, its weights equal
+    transformers' eager output_attentions, and the stored per-query summaries (taken from the
+    checked rebuild) are those of the eager weights."""
+    monkeypatch.setattr(compact, "CHECK_ELEMENTS", 2 * 24 * 24)
+    torch.manual_seed(1)
+    cfg = _cfg(kind, len(minilm.tokenizer))
+    cls = AutoModelForSeq2SeqLM if kind == "t5" else AutoModelForCausalLM
+    model = cls.from_config(cfg, attn_implementation="eager")
+    cfg.architectures = [type(model).__name__]
+    loaded = loader.wrap(f"tiny-chunks-{kind}", model, minilm.tokenizer)
+    run = attention.extract(loaded, TEXT)
+    ref = _reference(kind, loaded, TEXT)
+    for b in run.blocks:
+        assert all(m in ("qk16", "qk32") for m in b.modes), (kind, b.name, b.modes)
+        r = ref[b.name]  # [layers, heads, queries, keys]
+        np.testing.assert_allclose(b.weights, r, atol=1e-3, err_msg=f"{kind} {b.name}")
+        np.testing.assert_allclose(b.summary["entropy"], _entropy(r), atol=3e-3)
+        top_w = b.summary["top_w"].astype(np.float32)
+        np.testing.assert_allclose(top_w, -np.sort(-r, axis=-1)[..., :top_w.shape[-1]], atol=2e-3)
+        picked = np.take_along_axis(r, b.summary["top_idx"].astype(np.int64), axis=-1)
+        np.testing.assert_allclose(picked, top_w, atol=2e-3)  # the stored keys carry those weights
+        m = b.metrics()
+        np.testing.assert_allclose(m["sink"], r[..., 0].mean(-1), atol=1e-3)
+        np.testing.assert_allclose(m["max_weight"], r.max(-1).mean(-1), atol=1e-3)
+        if r.shape[-1] == r.shape[-2]:
+            np.testing.assert_allclose(m["diagonal"], np.diagonal(r, axis1=-2, axis2=-1).mean(-1), atol=1e-3)
+            np.testing.assert_allclose(m["previous"], np.diagonal(r, offset=-1, axis1=-2, axis2=-1).mean(-1),
+                                       atol=1e-3)
+
+
+def test_bfloat16_model_is_checked_in_its_own_rounding(minilm):
+    """A bfloat16 Llama: the rebuild rounds as the model does (q·k in bfloat16, softmax in float32
+    rounded to bfloat16), so every layer is stored compactly and equals transformers' eager
+    bfloat16 weights within the verifier's 16-bit tolerance."""
+    torch.manual_seed(2)
+    cfg = _cfg("llama", len(minilm.tokenizer))
+    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager", dtype=torch.bfloat16)
+    cfg.architectures = [type(model).__name__]
+    loaded = loader.wrap("tiny-llama-bf16", model, minilm.tokenizer)
+    run = attention.extract(loaded, TEXT)
+    assert all(m in ("qk16", "qk32") for m in run.main.modes), run.main.modes
+    ref = _reference("llama", loaded, TEXT)["self"]
+    np.testing.assert_allclose(run.main.weights, ref, atol=1e-2)
+    assert float(np.abs(run.main.weights - ref).mean()) < 1e-3
+
+
+def test_run_loss_is_the_models_own_causal_lm_loss(minilm, monkeypatch):
+    """The run's loss, computed from the logits a few rows at a time (no float32 copy of all
+    logits), equals transformers' own loss of the same forward with labels."""
+    monkeypatch.setattr(attention, "LOSS_ROWS", 3)
+    torch.manual_seed(3)
+    cfg = _cfg("gpt2", len(minilm.tokenizer))
+    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager")
+    cfg.architectures = [type(model).__name__]
+    loaded = loader.wrap("tiny-gpt2-loss", model, minilm.tokenizer)
+    run = attention.extract(loaded, TEXT)
+    inputs, *_ = attention.forward_inputs(loaded, TEXT, None, 64)
+    with torch.no_grad():
+        expect = float(_eager("gpt2", model)(**inputs).loss)
+    assert abs(float(run.outputs["loss"]) - expect) <= 1e-5 * max(1.0, abs(expect))
+
+
+def test_any_head_order_and_rows_are_rebuilt_from_their_own_queries():
+    """LayerStore.weights/scores for a permuted head list and scattered rows read those heads' and
+    rows' own queries (grouped-query keys mapped per head)."""
+    from models import attention_math
+
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 4, 6, 8), torch.randn(1, 2, 6, 8)
+    causal = torch.zeros(1, 1, 6, 6).masked_fill(torch.ones(6, 6, dtype=torch.bool).triu(1),
+                                                 torch.finfo(torch.float32).min)
+    s = attention_math.scores(q, k, scaling=0.3, attention_mask=causal)
+    w = attention_math.weights(s)[0].numpy()
+    store, _ = compact.record(q, k, attention_math.weights(s), scaling=0.3, mask=causal, scores=s)
+    order, rows = [3, 1, 2, 0], np.array([5, 0, 2])
+    np.testing.assert_allclose(store.weights(order).numpy(), w[order], atol=1e-3)
+    np.testing.assert_allclose(store.weights(order, rows).numpy(), w[order][:, rows], atol=1e-3)

@@ -136,3 +136,34 @@ def test_kv_index_reads_the_named_key_value_heads():
     torch.testing.assert_close(s, full[:, [1, 2, 3]])
     out = am.attend(am.weights(s), v, kv_index)
     torch.testing.assert_close(out, am.attend(am.weights(full), v)[:, :, [1, 2, 3]])
+
+
+def test_in_place_steps_without_autograd_equal_the_autograd_path():
+    """Without autograd the scores are scaled, capped, biased and masked in place; with autograd
+    (head importance runs backward through here) each step makes a new tensor. Same numbers."""
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 4, 9, 8), torch.randn(1, 2, 9, 8)
+    mask = torch.zeros(1, 1, 9, 9).masked_fill(torch.ones(9, 9, dtype=torch.bool).triu(1), torch.finfo(torch.float32).min)
+    bias = torch.randn(1, 4, 9, 9)
+    kw = dict(scaling=0.3, attention_mask=mask, softcap=2.0, position_bias=bias)
+    with torch.no_grad():
+        fast = am.scores(q, k, **kw)
+    qg = q.clone().requires_grad_(True)
+    slow = am.scores(qg, k, **kw)
+    torch.testing.assert_close(fast, slow.detach(), rtol=0, atol=1e-6)
+    slow.exp().sum().backward()  # the autograd path still differentiates
+    assert qg.grad is not None and bool(torch.isfinite(qg.grad).all())
+
+
+def test_bfloat16_softmax_in_row_blocks_equals_one_softmax(monkeypatch):
+    """A 16-bit model's float32 softmax is taken block by block (no float32 copy of the layer):
+    the same rounded weights as one softmax over the whole tensor."""
+    torch.manual_seed(0)
+    s = (torch.randn(1, 3, 20, 20) * 4).to(torch.bfloat16)
+    s[..., 5:] = float("-inf")
+    expect = torch.softmax(s, dim=-1, dtype=torch.float32).to(torch.bfloat16)
+    monkeypatch.setattr(am, "SOFTMAX_CHUNK", 7 * 20)
+    with torch.no_grad():
+        got = am.weights(s)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), expect.float(), rtol=0, atol=1e-6)
