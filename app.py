@@ -10,6 +10,7 @@ import os
 import dash
 from dash import Dash
 
+import settings
 import serving
 import serving.redis_backend
 from callbacks import register_all
@@ -40,5 +41,5 @@ server = app.server
 if __name__ == "__main__":
     os.umask(0o077)  # as gunicorn.conf.py: the cache and the secret key stay the user's own
     serving.warm_models()  # the first run is not slowed by loading; /healthz says "ok" at once
-    app.run(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", 8050)),
-            debug=os.environ.get("DASH_DEBUG") == "1")
+    app.run(host=settings.get("HOST", "127.0.0.1"), port=int(settings.get("PORT", 8050)),
+            debug=settings.get("DASH_DEBUG") == "1")

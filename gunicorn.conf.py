@@ -23,21 +23,25 @@ runs do not oversubscribe a 2-core machine.
 """
 import logging
 import os
+import sys
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(_ROOT))  # gunicorn reads this file before it puts the app's folder on the path
+
+import settings  # noqa: E402 - every environment variable is read through it
 
 
 def _env_int(name: str, default: int) -> int:
     try:
-        return int(os.environ.get(name, default))
+        return int(settings.get(name, default))
     except ValueError:
         return default
 
 
 # --- environment shared by the master and every worker (set before the app is imported) ----
 # One cache directory for all workers: made absolute here so a worker's cwd cannot change it.
-os.environ["ATTN_CACHE_DIR"] = os.path.abspath(os.environ.get("ATTN_CACHE_DIR")
+os.environ["ATTN_CACHE_DIR"] = os.path.abspath(settings.get("ATTN_CACHE_DIR")
                                                or str(_ROOT / ".cache" / "attention-dashboard"))
 for _k, _v in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
                "TOKENIZERS_PARALLELISM": "false"}.items():
@@ -48,12 +52,12 @@ os.umask(0o077)
 umask = 0o077
 
 # app warnings (e.g. "cache directory unusable, computing without cache") go to the error log
-logging.basicConfig(level=os.environ.get("ATTN_LOG_LEVEL", "INFO").upper(),
+logging.basicConfig(level=settings.get("ATTN_LOG_LEVEL", "INFO").upper(),
                     format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
 
 # --- gunicorn settings --------------------------------------------------------------------
 wsgi_app = "app:server"
-bind = [os.environ.get("ATTN_BIND", "127.0.0.1:8050")]
+bind = [settings.get("ATTN_BIND", "127.0.0.1:8050")]
 workers = _env_int("ATTN_WORKERS", 2)
 worker_class = "gthread"
 threads = _env_int("ATTN_THREADS", 4)
@@ -65,17 +69,17 @@ keepalive = 5  # seconds an idle keep-alive connection holds a worker thread (a 
 limit_request_line = 4094
 limit_request_fields = 100
 limit_request_field_size = 8190
-preload_app = os.environ.get("ATTN_PRELOAD", "1") not in ("0", "false", "no")
+preload_app = settings.get("ATTN_PRELOAD", "1") not in ("0", "false", "no")
 max_requests = 0  # never recycle a worker: a reload costs a model load
 errorlog = "-"
-loglevel = os.environ.get("ATTN_LOG_LEVEL", "info").lower()
-accesslog = "-" if os.environ.get("ATTN_ACCESS_LOG", "0") in ("1", "true", "yes") else None
+loglevel = settings.get("ATTN_LOG_LEVEL", "info").lower()
+accesslog = "-" if settings.get("ATTN_ACCESS_LOG", "0") in ("1", "true", "yes") else None
 proc_name = "attention-dashboard"
 # gunicorn's control socket (gunicornc) defaults to one path per user, which two instances on
 # one machine (a deployment and a test run) would fight over: off unless a path is given.
-control_socket_disable = not os.environ.get("ATTN_CONTROL_SOCKET")
-if os.environ.get("ATTN_CONTROL_SOCKET"):
-    control_socket = os.environ["ATTN_CONTROL_SOCKET"]
+control_socket_disable = not settings.get("ATTN_CONTROL_SOCKET")
+if settings.get("ATTN_CONTROL_SOCKET"):
+    control_socket = settings.get("ATTN_CONTROL_SOCKET")
 # the 50,000-character hostile-input test posts ~60 kB of JSON: the default limits are for
 # the request line and headers only, bodies are not limited by gunicorn.
 
@@ -91,7 +95,7 @@ def when_ready(server):
 
         loaded = warm_models()
         server.log.info("preloaded models in the master: %s", ", ".join(loaded) or "none")
-    server.log.info("cache directory %s", os.environ["ATTN_CACHE_DIR"])
+    server.log.info("cache directory %s", settings.get("ATTN_CACHE_DIR"))
 
 
 def post_fork(server, worker):

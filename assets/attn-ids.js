@@ -34,7 +34,6 @@
         "HEATMAP_TITLE": "heatmap-title",
         "HEATMAP_WINDOW": "heatmap-window",
         "HOVER": "hover-store",
-        "HOVER_SINK": "hover-sink",
         "INSPECTOR": "inspector-graph",
         "INSPECTOR_PAYLOAD": "inspector-payload",
         "INSPECTOR_TABLE": "inspector-table",

@@ -309,7 +309,7 @@ def _settle(driver, quiet: float = 1.0, timeout: float = 30.0) -> list:
 
 
 if __name__ == "__main__":
-    from serving.local import LocalGunicorn
+    from bench.local import LocalGunicorn
 
     with LocalGunicorn(workers=1) as srv:
         print(json.dumps(head_switch_drawn(srv.url), indent=1))

@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.load import CACHED_TEXTS, run_load  # noqa: E402
-from serving.client import DashClient, Session  # noqa: E402
+from bench.client import DashClient, Session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX = "/usr/sbin/nginx"
@@ -55,7 +55,7 @@ def nginx_temp_dirs(conf: str) -> tuple[str, str]:
 
 
 def start_nginx(upstream_port: int, workdir: Path):
-    from serving.local import free_port
+    from bench.local import free_port
 
     port = free_port()
     conf = (ROOT / "deploy" / "nginx.conf").read_text()
@@ -165,7 +165,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-nginx", action="store_true")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
-    from serving.local import LocalGunicorn
+    from bench.local import LocalGunicorn
 
     tmp = Path(tempfile.mkdtemp(prefix="attn-hostile-"))
     nginx = None

@@ -2,7 +2,7 @@
 
     python bench/load.py --seconds 60 --clients 8 --workers 2      (scripts/load.sh)
 
-Each client is one browser tab without the browser (serving.client.Session): it sends exactly
+Each client is one browser tab without the browser (bench.client.Session): it sends exactly
 the `_dash-update-component` requests dash-renderer sends, built from the app's own callback
 map, and follows the cascade (run -> heatmap, grid, overview, inspector, url). Actions, drawn at
 random with a fixed seed per client:
@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from serving.client import DashClient, Session  # noqa: E402
+from bench.client import DashClient, Session  # noqa: E402
 
 WORDS = ("the river keeper lantern quietly old harbour ship morning wind over village baker children "
          "tide captain letter daughter inland light stairs council storm ferry winter promise sugar rain "
@@ -304,7 +304,7 @@ def main(argv=None) -> int:
             ap.error("--url must be a loopback address")
         res = run_load(args.url, clients=args.clients, seconds=args.seconds, new_words=new_words)
     else:
-        from serving.local import LocalGunicorn
+        from bench.local import LocalGunicorn
 
         with LocalGunicorn(workers=args.workers, threads=args.threads) as srv:
             before, t0 = _written(srv), time.monotonic()

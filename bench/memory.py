@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from serving.local import LocalGunicorn  # noqa: E402
+from bench.local import LocalGunicorn  # noqa: E402
 
 
 def _touch_every_worker(srv: LocalGunicorn, warm) -> None:
@@ -40,7 +40,7 @@ def warm_one_run(srv: LocalGunicorn) -> int:
     import requests
 
     from bench.engine import text_with_tokens
-    from serving.client import DashClient
+    from bench.client import DashClient
 
     with requests.Session() as sess:
         pid = sess.get(srv.url + "/healthz", timeout=30).json()["pid"]

@@ -56,7 +56,7 @@ def http_runs(url: str, tokens: int, reps: int, settle: float = 0.3) -> dict:
     """Wall time of the page's run callback (one POST, cache miss / memory hit) on the server,
     interleaved with a bare transformers forward (with attentions) in this process."""
     from bench import engine
-    from serving.client import DashClient
+    from bench.client import DashClient
 
     client = DashClient.http(url)
     cb = client.callback_for("run-store.data")
@@ -87,7 +87,7 @@ def http_runs(url: str, tokens: int, reps: int, settle: float = 0.3) -> dict:
 
 
 def run_http(quick: bool) -> dict:
-    from serving.local import LocalGunicorn
+    from bench.local import LocalGunicorn
 
     with LocalGunicorn(workers=1, threads=4) as srv:  # one worker: the cached request hits its memory
         return {"17": http_runs(srv.url, 17, 5 if quick else 20), "200": http_runs(srv.url, 200, 3 if quick else 10)}
@@ -95,7 +95,7 @@ def run_http(quick: bool) -> dict:
 
 def run_browser(quick: bool) -> dict:
     from bench import browser
-    from serving.local import LocalGunicorn
+    from bench.local import LocalGunicorn
 
     with LocalGunicorn(workers=2) as srv:
         return {"head_switch": browser.head_switch(srv.url, tokens=200),

@@ -7,7 +7,7 @@ from dash import ClientsideFunction, Input, Output
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
-from dashboard.selection import parse_layer
+from dashboard.selection import parse_index, parse_run_store
 from models import measure_views, service
 
 
@@ -15,11 +15,12 @@ def measure_of(store: dict | None, layer, measure):
     """The page's measure at `layer` of its run (models.measure_views.MeasureLayer: raw weights for
     "raw", or raw weights with `.error` when the measure cannot be shown). The run, and so the
     sizes, come from the server, never from the store the browser sends back."""
-    if not store or "request" not in store:
+    rs = parse_run_store(store)
+    if rs is None:
         raise PreventUpdate
-    req = service.RunRequest.from_dict(store["request"])
+    req = service.RunRequest.from_dict(rs.request)
     run = service.get_run(req)
-    lay = parse_layer(layer)
+    lay = parse_index(layer)
     return measure_views.layer_measure(req, run, run.main.n_layers - 1 if lay is None else lay, measure)
 
 

@@ -24,7 +24,7 @@ from callbacks.guard import guarded as _guarded
 from dashboard import ids
 from dashboard import pruning_ids as P
 from dashboard import pruning_panel as panel
-from dashboard.controls import temperature_from_slider
+from dashboard.selection import parse_run_store, store_model, temperature_from_slider
 from models import service
 from services import pruning_card as pv
 
@@ -40,7 +40,7 @@ def guarded(what: str, *, clears: bool = False):
 
 def needs_run(store):
     """Automatic updates before the first run: nothing to do (buttons say why instead)."""
-    if not store or "request" not in store:
+    if parse_run_store(store) is None:
         raise PreventUpdate
     return store
 
@@ -209,7 +209,7 @@ def _register_jobs(app) -> None:
     )
     @guarded("describing the importance scores")
     def importance_info(importance, store):
-        return pv.importance_text(importance, store["request"]["model"] if store and "request" in store else None)
+        return pv.importance_text(importance, store_model(store))
 
     @app.callback(
         Output(P.CURVE_METRIC, "options"), Output(P.CURVE_METRIC, "value"), Output(P.CURVE_METRIC_ROW, "style"),
@@ -227,5 +227,5 @@ def _register_jobs(app) -> None:
     )
     @guarded("drawing the pruning curves")
     def curves_figure(curves, metric, mask, store):
-        model = store["request"]["model"] if store and "request" in store else None
+        model = store_model(store)
         return pv.curves_figure(curves, metric, mask, model), pv.curves_text(curves)

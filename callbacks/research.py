@@ -10,6 +10,7 @@ from dash.exceptions import PreventUpdate
 from callbacks.guard import guarded as _guarded
 from callbacks.pruning import _job, needs_run
 from dashboard import ids
+from dashboard.selection import store_model
 from dashboard import pruning_ids as P
 from dashboard import research_ids as R
 from dashboard import research_panel as panel
@@ -26,7 +27,7 @@ def guarded(what: str, *, clears: bool = False):
 
 
 def _model(store):
-    return store["request"]["model"] if store and "request" in store else None
+    return store_model(store)
 
 
 def register(app) -> None:

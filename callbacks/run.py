@@ -7,22 +7,27 @@ from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
 from dashboard import ids
+from dashboard.selection import parse_run_store
 from models import loader, service
 from services import panels
 
-OUTPUT_KEYS = ("store", "block_options", "truncation", "truncated", "info", "query")
+# what the run callback writes, by name (services.panels.run_outputs returns these keys and more)
+RUN_OUTPUTS = {
+    "store": Output(ids.RUN, "data"), "block_options": Output(ids.BLOCK, "options"),
+    "truncation": Output(ids.TRUNCATION, "children"), "truncated": Output(ids.TRUNCATION, "is_open"),
+    "info": Output(ids.RUN_INFO, "children"), "query": Output(ids.QUERY, "data"),
+    "message": Output(ids.STATUS, "children"), "show_message": Output(ids.STATUS, "is_open"),
+    "message_color": Output(ids.STATUS, "color"),
+}
 
 
 def register(app) -> None:
     @app.callback(
-        Output(ids.RUN, "data"), Output(ids.BLOCK, "options"),
-        Output(ids.TRUNCATION, "children"), Output(ids.TRUNCATION, "is_open"),
-        Output(ids.RUN_INFO, "children"), Output(ids.QUERY, "data"),
-        Output(ids.STATUS, "children"), Output(ids.STATUS, "is_open"), Output(ids.STATUS, "color"),
-        Input(ids.RUN_BUTTON, "n_clicks"), Input(ids.MODEL, "value"), Input(ids.URL_LOADED, "data"),
-        State(ids.TEXT, "value"), State(ids.TEXT_PAIR, "value"),
-        State(ids.LAYER, "value"), State(ids.HEAD, "value"), State(ids.BLOCK, "value"), State(ids.QUERY, "data"),
-        State(ids.RUN, "data"),
+        output=RUN_OUTPUTS,
+        inputs=[Input(ids.RUN_BUTTON, "n_clicks"), Input(ids.MODEL, "value"), Input(ids.URL_LOADED, "data"),
+                State(ids.TEXT, "value"), State(ids.TEXT_PAIR, "value"),
+                State(ids.LAYER, "value"), State(ids.HEAD, "value"), State(ids.BLOCK, "value"),
+                State(ids.QUERY, "data"), State(ids.RUN, "data")],
         prevent_initial_call=True,
     )
     @guarded("running the model")
@@ -30,14 +35,15 @@ def register(app) -> None:
         from_url = bool(pending) and f"{ids.URL_LOADED}.data" in ctx.triggered_prop_ids  # a link was opened
         if from_url:
             layer, head, block, query = pending["layer"], pending["head"], pending["block"], pending["query"]
-        previous = None if from_url or not previous else previous["request"]
+        previous = None if from_url or parse_run_store(previous) is None else parse_run_store(previous).request
         request = service.RunRequest.create(model, text, pair)
         out = panels.run_outputs(request.to_dict(), service.get_run(request), layer, head, block, query, previous,
                                  from_url=from_url, prune=pending.get("prune") if from_url else None)
         problems = pending.get("problems") if from_url else None  # e.g. an unknown model in the link
         # what verification on load found / which features are off for this model
         message = " ".join(filter(None, [problems, *loader.get_loaded(request.model).notes]))
-        return [out[k] for k in OUTPUT_KEYS] + [message, bool(message), "warning"]
+        out.update(message=message, show_message=bool(message), message_color="warning")
+        return {name: out[name] for name in RUN_OUTPUTS}
 
     # The run landed: its layer / head / block choices are applied in the browser, from the values
     # the controls hold NOW (a layer chosen while the run computed is kept, not reverted); a link's

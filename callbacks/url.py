@@ -12,10 +12,9 @@ from dash import ClientsideFunction, Input, Output, State, ctx
 from dash.exceptions import PreventUpdate
 
 from callbacks.guard import guarded
-from dashboard import ids
+from dashboard import ids, urlstate
 from dashboard import pruning_ids as P
 from models import registry
-from services import panels
 
 
 def register(app) -> None:
@@ -29,7 +28,7 @@ def register(app) -> None:
     def open_url(href, search, written):
         if href is None or (search == written and f"{ids.URL}.href" not in ctx.triggered_prop_ids):
             raise PreventUpdate  # not loaded yet, or the page's own write
-        v = panels.from_url(search, registry.model_names())
+        v = urlstate.from_url(search, registry.model_names())
         return (v["model"], v["text"], v["text_pair"], v["metric"], v["slider"], v["color"], v["adapt"], v["pending"],
                 v["measure"])
 
@@ -50,7 +49,7 @@ def register(app) -> None:
     )
     @guarded("updating the link")
     def write_url(store, layer, head, block, metric, slider, query, color, adapt, mask, measure):
-        search = panels.url_search(store, layer, head, block, metric, slider, query, color, adapt, mask, measure)
+        search = urlstate.url_search(store, layer, head, block, metric, slider, query, color, adapt, mask, measure)
         if search is None:
             raise PreventUpdate
         return search

@@ -28,6 +28,7 @@ from typing import Any, Callable
 from werkzeug.exceptions import BadRequest
 
 from dashboard import ids
+from dashboard.selection import whole_number
 from dashboard import pruning_ids as P
 
 MAX_DEPTH = 16             # nesting of one value (a figure in a store is ~10)
@@ -95,9 +96,8 @@ def number_or_short(v):
 
 
 def small_int(v, lo: int = 0, hi: int = MAX_QUERY):
-    if isinstance(v, bool) or not isinstance(v, int):
-        return None
-    return v if lo <= v <= hi else None
+    """An int (not a string) in [lo, hi], else None: dashboard.selection.whole_number."""
+    return whole_number(v, lo, hi, strings=False)
 
 
 def clicks(v):
@@ -124,7 +124,7 @@ def run_store(v):
     """{"request": {...}, "summary": ...} with a well-formed request, else None (no run).
 
     The summary is passed on untouched for display only: sizes are taken from the run on the
-    server (callbacks/views.run_of, pruning_views.run_info), never from it."""
+    server (callbacks/views.run_of, services.pruning_card.run_info), never from it."""
     if not isinstance(v, dict) or not isinstance(v.get("request"), dict):
         return None
     r = v["request"]

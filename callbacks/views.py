@@ -14,15 +14,17 @@ from dash.exceptions import PreventUpdate
 from callbacks.guard import guarded
 from callbacks.measure import measure_of
 from dashboard import cards, ids
+from dashboard.selection import parse_run_store
 from models import service
 from services import panels, switch
 
 
 def run_of(store: dict | None):
     """The run a store names (raises PreventUpdate before the first run)."""
-    if not store or "request" not in store:
+    rs = parse_run_store(store)
+    if rs is None:
         raise PreventUpdate
-    return service.get_run(service.RunRequest.from_dict(store["request"]))
+    return service.get_run(service.RunRequest.from_dict(rs.request))
 
 
 # inputs of the heatmap callback that also redraw the overview (small multiples of the layer)

@@ -1,14 +1,13 @@
 """The controls card: model, text(s), Run, layer / head / block, colours, values, temperature."""
 from __future__ import annotations
 
-import math
-
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard import ids, urlstate
 from dashboard.figures import COLOR_SCALES
-from dashboard.selection import head_options, layer_options
+from dashboard.selection import (head_options, layer_options, slider_from_temperature,  # noqa: F401
+                                 temperature_from_slider)
 
 TEMPERATURE_CAPTION = ("T = 1 is the model itself; other values re-apply softmax to the model's real "
                        "pre-softmax scores q·k/√d")
@@ -18,22 +17,6 @@ COLOR_LABELS = {"accent": "accent", "mono": "mono", "viridis": "viridis", "civid
 POOL_OPTIONS = [{"label": "block max", "value": "max"}, {"label": "block mean", "value": "mean"}]
 SHOW_VALUES = [{"label": "auto", "value": "auto"}, {"label": "on", "value": "on"},
                {"label": "off", "value": "off"}]
-
-
-def temperature_from_slider(s) -> float:
-    """Slider position (log2 T) -> T, rounded to 3 significant digits; bad input -> 1."""
-    try:
-        s = float(s)
-    except (TypeError, ValueError):
-        return 1.0
-    if not math.isfinite(s) or s == 0:
-        return 1.0
-    s = max(-2.0, min(2.0, s))
-    return float(f"{2.0 ** s:.3g}")
-
-
-def slider_from_temperature(t: float) -> float:
-    return round(math.log2(t), 2) if t and t > 0 else 0.0
 
 
 def _field(label: str, control, html_for: str | None = None, hint=None, class_name="mb-2"):

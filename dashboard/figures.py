@@ -1,6 +1,6 @@
 """Figure builders: plain numpy arrays / lists in, `plotly.graph_objects.Figure` out.
 
-Pure functions: no Dash, no models, no I/O. Callbacks slice a run (see `dashboard/views.py`)
+Pure functions: no Dash, no models, no I/O. services/ slices a run (see `services/views.py`)
 and hand the slices here. Shapes are stated per function; `T` = tokens, `Tq`/`Tk` = query/key
 tokens, `L`/`H` = layers/heads, `N` = panels.
 
@@ -778,35 +778,6 @@ def pruning_curves(shares: Sequence[float], curves: Mapping[str, Mapping[str, Se
 
 
 # ---- 6. comparison bar -----------------------------------------------------------------------
-def comparison_bar(names: Sequence[str], values, *, title: str = "",
-                   fmt: str = ".3f") -> go.Figure:
-    """A small vertical bar chart, e.g. output change after pruning (cosine, loss delta).
-
-    names: n bar labels; values: float [n] (NaN = no bar). Negative bars are drawn in a
-    second colour; the value is the bar text.
-    """
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
-    if v.shape[0] != len(names):
-        raise ValueError(f"{len(names)} names for {v.shape[0]} values")
-    if v.shape[0] == 0:
-        return empty_figure("nothing to compare")
-    colors = ["#b45309" if (np.isfinite(x) and x < 0) else ACCENT for x in v]
-    fig = go.Figure(go.Bar(
-        x=list(range(len(names))), y=rounded(v, 4), marker=dict(color=colors),
-        text=[format(x, fmt) if np.isfinite(x) else "n/a" for x in v], textposition="auto",
-        hovertemplate="%{x}: %{y:" + fmt + "}<extra></extra>", name="value",
-    ))
-    fig.update_layout(
-        xaxis=dict(tickmode="array", tickvals=list(range(len(names))),
-                   ticktext=[escape_label(n) for n in names], showgrid=False, automargin=True),
-        yaxis=dict(zeroline=True, zerolinecolor="#9ca3af", automargin=True),
-        bargap=0.35,
-    )
-    meta = {"kind": "comparison_bar", "bars": len(names)}
-    return _finish(fig, meta, title=title)
-
-
-# ---- 7. empty --------------------------------------------------------------------------------
 def empty_figure(message: str = "") -> go.Figure:
     """A blank figure (axes hidden) with `message` centred: no run yet, nothing to show, error."""
     fig = go.Figure()
@@ -817,3 +788,29 @@ def empty_figure(message: str = "") -> go.Figure:
         plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
     )
     return _finish(fig, {"kind": "empty", "message": str(message)})
+
+
+# ---- shapes and metadata the panels add to a figure ------------------------------------------
+def layer_outline(layer: int, heads: int, *, name: str = "selected") -> dict:
+    """A rectangle around a whole row (layer) of a layers x heads grid: "mean of all heads"."""
+    return dict(type="rect", name=name, xref="x", yref="y", x0=-0.5, x1=heads - 0.5,
+                y0=layer - 0.5, y1=layer + 0.5, line=dict(color=SELECTED_COLOR, width=3.5),
+                fillcolor="rgba(0,0,0,0)", layer="above")
+
+
+def panel_outline(index: int | None, *, name: str = "selected") -> list[dict]:
+    """[] or the outline around panel `index` of figures.small_multiples (same look)."""
+    if index is None:
+        return []
+    suffix = "" if int(index) == 0 else str(int(index) + 1)
+    return [dict(type="rect", name=name, xref=f"x{suffix} domain", yref=f"y{suffix} domain",
+                 x0=-0.02, x1=1.02, y0=-0.02, y1=1.02, line=dict(color=SELECTED_COLOR, width=3),
+                 fillcolor="rgba(0,0,0,0)", layer="above")]
+
+
+def add_meta(fig: go.Figure, **extra) -> go.Figure:
+    """Merge `extra` into fig.layout.meta (a dict; figures.py puts the figure kind there)."""
+    meta = dict(fig.layout.meta or {})
+    meta.update(extra)
+    fig.update_layout(meta=meta)
+    return fig

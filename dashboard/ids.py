@@ -91,9 +91,6 @@ EXPLAIN_COLLAPSE = "explain-collapse"
 # ---- pruning (placeholder card; dashboard/pruning_panel.py) -------------------------------------
 PRUNING_CARD = "pruning-card"
 
-# ---- clientside sinks (dummy outputs of clientside callbacks that act on the DOM) ---------------
-HOVER_SINK = "hover-sink"
-
 # class names the clientside code looks for
 HEAD_GRID_CLASS = "head-grid"   # any dcc.Graph with this className gets the hovered-head outline
 GRAPH_CLASS = "attn-graph"

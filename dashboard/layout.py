@@ -26,7 +26,6 @@ def stores() -> list:
         dcc.Store(id=ids.QUERY, data=None),
         dcc.Store(id=ids.URL_LOADED, data=None),
         dcc.Store(id=ids.URL_WRITTEN, data=None),
-        dcc.Store(id=ids.HOVER_SINK, data=None),
         dcc.Store(id=ids.HEATMAP_PAYLOAD, data=None),
         dcc.Store(id=ids.HEATMAP_WINDOW, data=None),
         dcc.Store(id=ids.HEATMAP_FETCH, data=None),

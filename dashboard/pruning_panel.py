@@ -141,7 +141,7 @@ def curves_section() -> html.Div:
                  dbc.Input(id=P.SEEDS_INPUT, type="number", min=1, max=10, step=1, value=pv.DEFAULT_SEEDS,
                            size="sm")], xs=6, md=2),
         dbc.Col([dbc.Label("Pruning orders (curves)", class_name="small fw-semibold mb-0"),
-                 dbc.Checklist(id=P.ORDERS, inline=True, value=list(pv.DEFAULT_ORDERS), class_name="small",
+                 dbc.Checklist(id=P.ORDERS, inline=True, value=list(pv.CHECKED_ORDERS), class_name="small",
                                options=[{"label": o, "value": o, "title": pv.ORDER_LABELS[o]}
                                         for o in ("importance", "entropy", "random", "ablation")])], md=8),
     ], class_name="g-2 mb-1")

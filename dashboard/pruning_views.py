@@ -18,12 +18,12 @@ from typing import Callable
 import numpy as np
 
 from dashboard import figures
-from dashboard.figures_extra import add_meta
+from dashboard.figures import add_meta
 
 DEFAULT_K = 18          # "prune the k least important": a quarter of MiniLM's 72 heads
 DEFAULT_ENTROPY = 2.5   # "prune heads with entropy above x bits"
 DEFAULT_SEEDS = 3
-DEFAULT_ORDERS = ("importance", "entropy", "random")  # ablation is offered but slow (L*H+1 evaluations)
+CHECKED_ORDERS = ("importance", "entropy", "random")  # checked at start; ablation is slow (L*H+1 evaluations)
 MAX_UPLOAD_BYTES = 2 * 2**20
 LATENCY_REPEATS = 10
 BUNDLED_LABEL = "bundled paraphrase pairs"

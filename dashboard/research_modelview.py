@@ -1,7 +1,7 @@
 """Model view: every layer x head of a run as thumbnails in one figure (BertViz's model view,
 drawn as one heatmap instead of 72 HTML canvases).
 
-    model_view(weights [L,H,T,T], *, max_tokens=12, selected=None) -> go.Figure
+    model_view(weights [L,H,T,T], *, max_tokens=12, selected=None, pool=1) -> go.Figure
 
 Head h of layer l occupies x in (h - 0.45, h + 0.45), y in (l - 0.45, l + 0.45): its T x T
 weights (block-averaged to <= max_tokens per side) are drawn inside that box, NaN columns/rows
@@ -29,13 +29,19 @@ def _axis(n_boxes: int, t: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(pos), np.asarray(gap)
 
 
-def model_view(weights, *, max_tokens: int = 12, selected: tuple[int, int] | None = None,
-               title: str = "") -> go.Figure:
+THUMB_TOKENS = 12  # tokens per side of a thumbnail
+
+
+def model_view(weights, *, max_tokens: int = THUMB_TOKENS, selected: tuple[int, int] | None = None,
+               title: str = "", pool: int = 1) -> go.Figure:
+    """weights [L,H,T,T] (or already averaged by `pool` x `pool` blocks of tokens: pool says by how
+    much, for the figure's meta and note)."""
     w = np.asarray(weights, dtype=np.float32)
     if w.ndim != 4:
         raise ValueError(f"model_view needs weights [L,H,T,T], got {w.shape}")
     L, H = w.shape[:2]
     small, f = figures.block_average(w, max_tokens)   # [L,H,t,t]
+    f *= max(1, int(pool))
     t = small.shape[-1]
     xs, xgap = _axis(H, t)
     ys, ygap = _axis(L, t)

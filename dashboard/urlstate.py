@@ -17,6 +17,9 @@ import re
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qs, urlencode
 
+from dashboard.selection import (MEAN, parse_index, parse_run_store, slider_from_temperature,
+                                 temperature_from_slider, whole_number)
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_TEXT = "The cat sat on the mat because it was tired."
 # Layer 3 head 1 of MiniLM sends "it" to "cat" (~0.5) on the default sentence: a readable start.
@@ -27,7 +30,6 @@ DEFAULT_METRIC = "entropy"
 METRICS = ("entropy", "sink", "diagonal", "previous", "role")
 MEASURES = ("raw", "rollout", "value-norm", "grad-attention")  # the heatmap's measure (dashboard/measure_view.py)
 DEFAULT_MEASURE = "raw"
-MEAN = "mean"  # head value meaning "mean of all heads"
 
 MAX_QUERY_CHARS = 3600  # whole encoded query string: gunicorn's default request line limit is 4094 bytes
 MAX_TEXT_CHARS = MAX_QUERY_CHARS  # per text read from a URL (encode never writes more)
@@ -61,12 +63,10 @@ class ViewState:
     problems: tuple[str, ...] = field(default=(), compare=False)
 
 
-def _int(value: str | None, default: int, lo: int, hi: int) -> int:
-    try:
-        n = int(str(value).strip())
-    except (TypeError, ValueError):
-        return default
-    return n if lo <= n <= hi else default
+def _int(value, default: int | None, lo: int, hi: int) -> int | None:
+    """dashboard.selection.whole_number in [lo, hi], or `default`."""
+    n = whole_number(value, lo, hi)
+    return default if n is None else n
 
 
 def _head(value: str | None, default: int | str) -> int | str:
@@ -197,21 +197,6 @@ def _query_string(state: ViewState, text: str, pair: str | None, cut: bool = Fal
 MAX_MODEL_CHARS = 200  # a registry name; anything longer is not one
 
 
-def _safe_int(value, default: int | None, lo: int, hi: int) -> int | None:
-    """An int in [lo, hi] from an int or a short digit string; `default` otherwise (never raises:
-    "²".isdigit() is True but int("²") fails, and int() refuses strings of 4,300+ digits)."""
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, str):
-        v = value.strip()
-        if not (0 < len(v) <= 12 and v.isascii() and v.isdigit()):
-            return default
-        value = int(v)
-    if isinstance(value, int) and lo <= value <= hi:
-        return value
-    return default
-
-
 def _encodable(state: ViewState) -> ViewState:
     """The state with every field that is not a text made safe to write: bounded ints, a block
     that matches the block pattern, a model name of bounded length (texts are cut by encode)."""
@@ -219,7 +204,7 @@ def _encodable(state: ViewState) -> ViewState:
         else DEFAULT_MODEL
     block = state.block if (isinstance(state.block, str) and len(state.block) <= MAX_BLOCK_CHARS
                             and _BLOCK_RE.match(state.block)) else None
-    head = MEAN if state.head == MEAN else _safe_int(state.head, 0, 0, MAX_LAYER)
+    head = MEAN if state.head == MEAN else _int(state.head, 0, 0, MAX_LAYER)
     metric = state.metric if state.metric in METRICS else DEFAULT_METRIC
     try:
         t = float(state.temperature)
@@ -231,8 +216,8 @@ def _encodable(state: ViewState) -> ViewState:
     return replace(state, model=model, block=block, metric=metric, temperature=t, color=color,
                    measure=state.measure if state.measure in MEASURES else DEFAULT_MEASURE,
                    adapt=state.adapt is not False, prune=prune,
-                   layer=_safe_int(state.layer, DEFAULT_LAYER, 0, MAX_LAYER), head=head,
-                   query=_safe_int(state.query, None, 0, 100_000),
+                   layer=_int(state.layer, DEFAULT_LAYER, 0, MAX_LAYER), head=head,
+                   query=_int(state.query, None, 0, 100_000),
                    text=state.text if isinstance(state.text, str) else "",
                    text_pair=state.text_pair if isinstance(state.text_pair, str) else None)
 
@@ -257,5 +242,30 @@ def encode(state: ViewState) -> str:
     return out
 
 
-def with_changes(state: ViewState, **changes) -> ViewState:
-    return replace(state, **changes)
+# ---- the page's controls <-> a link --------------------------------------------------------------
+def url_search(store: dict | None, layer, head, block, metric, slider, query, color=None, adapt=True,
+               mask=None, measure=None) -> str | None:
+    """The query string for what the page shows, or None before the first run (colour scale,
+    adapted colours and the pruning mask of the pruning card included)."""
+    rs = parse_run_store(store)
+    if rs is None:
+        return None
+    req = rs.request
+    return encode(ViewState(
+        color=color if color in COLORS else DEFAULT_COLOR, adapt=adapt is not False,
+        measure=measure if measure in MEASURES else DEFAULT_MEASURE,
+        prune=mask_param(mask) if isinstance(mask, list) else None,
+        model=req["model"], text=req["text"], text_pair=req.get("text_pair"),
+        layer=parse_index(layer) if parse_index(layer) is not None else DEFAULT_LAYER,
+        head=MEAN if head == MEAN else (parse_index(head) if parse_index(head) is not None else 0),
+        block=block or None, metric=metric if metric in METRICS else DEFAULT_METRIC,
+        temperature=temperature_from_slider(slider), query=parse_index(query)))
+
+
+def from_url(search: str | None, model_names: list[str]) -> dict:
+    """Control values + the pending view (applied by the run callback) for a query string."""
+    s = decode(search, model_names)
+    return {"model": s.model, "text": s.text, "text_pair": s.text_pair or "", "metric": s.metric,
+            "slider": slider_from_temperature(s.temperature), "color": s.color, "adapt": s.adapt, "measure": s.measure,
+            "pending": {"layer": str(s.layer), "head": str(s.head), "block": s.block, "query": s.query,
+                        "prune": s.prune, "problems": " ".join(s.problems)}}

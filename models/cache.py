@@ -91,6 +91,8 @@ import diskcache
 import numpy as np
 from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
 
+import settings
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DIR = os.path.join(".", ".cache", "attention-dashboard")
@@ -122,13 +124,13 @@ class _WrongKind(CorruptEntry):
 # ---- configuration ---------------------------------------------------------------------------
 def default_cache_dir() -> str:
     """Env ATTN_CACHE_DIR, else ./.cache/attention-dashboard; made absolute (at call time)."""
-    raw = os.environ.get("ATTN_CACHE_DIR") or DEFAULT_DIR
+    raw = settings.get("ATTN_CACHE_DIR") or DEFAULT_DIR
     return os.path.abspath(os.path.expanduser(raw))
 
 
 def default_size_limit() -> int:
     """Bytes: env ATTN_CACHE_SIZE_MB (MiB, a positive number), else 4 GiB."""
-    raw = os.environ.get("ATTN_CACHE_SIZE_MB")
+    raw = settings.get("ATTN_CACHE_SIZE_MB")
     if raw:
         try:
             mb = float(raw)
@@ -462,8 +464,70 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
-class RunCache:
+class RunCacheBase:
+    """The run-cache interface, one implementation for every store: (meta, arrays) runs and small
+    JSON values as checksummed blobs (encode_run / encode_json). A store only moves bytes:
+
+        _read(kind, key, decode) -> decode(blob) or None   (missing, corrupt or store unusable)
+        _write(kind, key, blob)  -> True when stored, False when the store cannot store now
+
+    kind is "run" or "json". Subclasses: RunCache (disk, shared by the workers of one machine),
+    serving.redis_backend.RedisRunCache (Redis, shared by every machine). Never raises for store
+    trouble; raises TypeError for a key that is not a str and TypeError/ValueError for values that
+    cannot be encoded."""
+
+    directory: str  # what logs and /healthz name the store by
+
+    def _read(self, kind: str, key: str, decode: Callable[[Any], Any]) -> Any | None:
+        raise NotImplementedError
+
+    def _write(self, kind: str, key: str, blob: bytes) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def _check_key(key) -> None:
+        if type(key) is not str:
+            raise TypeError(f"cache keys must be str, not {type(key).__name__}")
+
+    def get(self, key: str) -> tuple[Meta, Arrays] | None:
+        """(meta, arrays) stored under key, or None (missing, unreadable, or cache unusable)."""
+        return self._read("run", key, decode_run)
+
+    def put(self, key: str, meta: Meta, arrays: Arrays) -> bool:
+        """Store (meta, arrays); True when stored, False when the cache cannot store now."""
+        self._check_key(key)
+        return self._write("run", key, encode_run(meta, arrays))
+
+    def get_or_compute(self, key: str, compute: Callable[[], tuple[Meta, Arrays]]
+                       ) -> tuple[Meta, Arrays, bool]:
+        """(meta, arrays, hit). On a miss calls compute() (its exceptions propagate), stores the
+        result and returns it with meta in its JSON form (equal to what a later hit returns)."""
+        found = self.get(key)
+        if found is not None:
+            return found[0], found[1], True
+        meta, arrays = compute()
+        try:
+            blob = encode_run(meta, arrays)
+        except Exception:
+            log.exception("run cache %s: cannot encode the result for %s; not cached", self.directory, key)
+            return meta, arrays, False
+        self._write("run", key, blob)
+        return json_form(meta), arrays, False
+
+    def get_json(self, key: str, default: Any = None) -> Any:
+        """A small JSON value stored with put_json, or `default`."""
+        found = self._read("json", key, lambda raw: (decode_json(raw),))
+        return default if found is None else found[0]
+
+    def put_json(self, key: str, obj: Any) -> bool:
+        """Store a JSON-able value (importance scores, curves); True when stored."""
+        self._check_key(key)
+        return self._write("json", key, encode_json(obj))
+
+
+class RunCache(RunCacheBase):
     """Shared disk cache of (meta, arrays) pairs and small JSON values; see the module docstring.
+    Runs and JSON values share one key space on disk (kind is not part of the key).
 
     directory: default default_cache_dir(). size_limit: bytes, default default_size_limit().
     retry_interval: seconds between attempts to leave degraded mode.
@@ -598,46 +662,14 @@ class RunCache:
             self._recovered()
         return True
 
-    # ---- public API -------------------------------------------------------------------------
-    def get(self, key: str) -> tuple[Meta, Arrays] | None:
-        """(meta, arrays) stored under key, or None (missing, unreadable, or cache unusable)."""
-        return self._get_raw(key, decode_run)
+    # ---- RunCacheBase: bytes in, bytes out --------------------------------------------------
+    def _read(self, kind: str, key: str, decode: Callable[[Any], Any]) -> Any | None:
+        return self._get_raw(key, decode)
 
-    def put(self, key: str, meta: Meta, arrays: Arrays) -> bool:
-        """Store (meta, arrays); True when stored, False when the cache cannot store now.
-        Raises TypeError/ValueError for a non-str key or values that cannot be encoded."""
-        if type(key) is not str:
-            raise TypeError(f"cache keys must be str, not {type(key).__name__}")
-        return self._put_raw(key, encode_run(meta, arrays))
+    def _write(self, kind: str, key: str, blob: bytes) -> bool:
+        return self._put_raw(key, blob)
 
-    def get_or_compute(self, key: str, compute: Callable[[], tuple[Meta, Arrays]]
-                       ) -> tuple[Meta, Arrays, bool]:
-        """(meta, arrays, hit). On a miss calls compute() (its exceptions propagate), stores the
-        result and returns it with meta in its JSON form (equal to what a later hit returns)."""
-        found = self.get(key)
-        if found is not None:
-            return found[0], found[1], True
-        meta, arrays = compute()
-        try:
-            blob = encode_run(meta, arrays)
-        except Exception:
-            log.exception("run cache %s: cannot encode the result for %s; not cached", self.directory, key)
-            return meta, arrays, False
-        self._put_raw(key, blob)
-        return json_form(meta), arrays, False
-
-    def get_json(self, key: str, default: Any = None) -> Any:
-        """A small JSON value stored with put_json, or `default`."""
-        found = self._get_raw(key, lambda raw: (decode_json(raw),))
-        return default if found is None else found[0]
-
-    def put_json(self, key: str, obj: Any) -> bool:
-        """Store a JSON-able value (importance scores, curves); True when stored.
-        Raises TypeError/ValueError for a non-str key or a value that is not JSON-able."""
-        if type(key) is not str:
-            raise TypeError(f"cache keys must be str, not {type(key).__name__}")
-        return self._put_raw(key, encode_json(obj))
-
+    # ---- public API beyond RunCacheBase's get / put / get_or_compute / get_json / put_json ------
     def delete(self, key: str) -> bool:
         """Remove key; True if it was there. Never raises for cache trouble."""
         cache = self._reader()

@@ -27,6 +27,7 @@ from transformers import (  # noqa: E402
     PreTrainedModel,
 )
 
+import settings  # noqa: E402
 from models import interventions, registry, verify  # noqa: E402
 from models.registry import ModelNotFound  # noqa: E402
 
@@ -120,7 +121,7 @@ class LoadedModel:
 
 def text_cap() -> int | None:
     """Env ATTN_MAX_TOKENS: the most tokens any run may have (a positive integer), or None."""
-    raw = os.environ.get("ATTN_MAX_TOKENS", "").strip()
+    raw = settings.get("ATTN_MAX_TOKENS", "").strip()
     if not raw:
         return None
     try:
@@ -391,7 +392,7 @@ def verify_loaded(loaded: LoadedModel) -> None:
 def _device_and_dtype() -> tuple[str, torch.dtype]:
     """ATTN_DEVICE (cpu | cuda | mps; default: the best available) and ATTN_DTYPE (float32 |
     float16 | bfloat16; default float32)."""
-    device = os.environ.get("ATTN_DEVICE", "").strip().lower()
+    device = settings.get("ATTN_DEVICE", "").strip().lower()
     if not device:
         if torch.cuda.is_available():
             device = "cuda"
@@ -406,7 +407,7 @@ def _device_and_dtype() -> tuple[str, torch.dtype]:
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ModelLoadError("ATTN_DEVICE=mps but MPS is not available")
     dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    name = os.environ.get("ATTN_DTYPE", "float32").strip().lower() or "float32"
+    name = settings.get("ATTN_DTYPE", "float32").strip().lower() or "float32"
     if name not in dtypes:
         raise ModelLoadError(f"ATTN_DTYPE={name!r}: use one of {', '.join(dtypes)}")
     return device, dtypes[name]

@@ -13,7 +13,6 @@ Hugging Face cache (resolved with `local_files_only=True`; nothing is ever downl
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".msgpack", ".h5")
 
 
+import settings
 from models.errors import ModelNotFound  # noqa: E402,F401 - re-exported (defined torch-free in models.errors)
 
 
@@ -54,14 +54,14 @@ def configured_models() -> dict[str, ModelSpec]:
     """All models of this deployment, the embedded default first."""
     specs = {DEFAULT_MODEL: ModelSpec(DEFAULT_MODEL, str(embedded_model_dir()),
                                       "sentence-transformers all-MiniLM-L6-v2 (6 layers × 12 heads, embedded)")}
-    file = os.environ.get("ATTN_MODELS_FILE", "models.json")
+    file = settings.get("ATTN_MODELS_FILE", "models.json")
     if Path(file).is_file():
         data = json.loads(Path(file).read_text())
         if not isinstance(data, dict):
             raise ValueError(f"{file} must hold a JSON object of name → location")
         for name, loc in data.items():
             specs[str(name)] = ModelSpec(str(name), str(loc))
-    for name, loc in _parse_env(os.environ.get("ATTN_MODELS", "")).items():
+    for name, loc in _parse_env(settings.get("ATTN_MODELS", "")).items():
         specs[name] = ModelSpec(name, loc)
     return specs
 

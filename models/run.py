@@ -10,6 +10,8 @@ An `AttentionRun` is immutable. Every array states its shape:
     run.head_scores(layer, head)      float32 [query, key]   pre-softmax scores; -inf where masked
     run.mean_weights(layer, T)        float32 [query, key]   mean of the layer's heads
     run.top_keys(layer, head, query, k) / run.head_metrics(block) / run.query_entropy(block)
+    run.attention_change(baseline, block)  float32 [layers, heads]  JS divergence per head (memoised)
+    run.identity                      str    a short id of what the run is (model, texts, head mask)
 
 Blocks are named by where they sit in the model:
 
@@ -22,7 +24,7 @@ sentence pair both texts) or "target" (the decoder input of an encoder-decoder m
 """
 from __future__ import annotations
 
-import json
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -321,6 +323,8 @@ class AttentionRun:
     truncations: tuple[Truncation, ...] = ()
     head_mask: np.ndarray | None = None  # float32 [layers, heads] of the main block, None = unpruned
     outputs: dict = field(default_factory=dict)  # small named output arrays, e.g. "embedding": [hidden]
+    # analysis memoised on the run (it is immutable): identity, attention change per baseline
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ---- navigation -------------------------------------------------------------------------
     @property
@@ -396,6 +400,34 @@ class AttentionRun:
         order = metrics.top_k(row, k)
         return [(int(i), float(row[i]), None if scores is None else float(scores[i])) for i in order]
 
+    def attention_change(self, baseline: "AttentionRun", block: str | None = None) -> np.ndarray:
+        """float32 [layers, heads]: mean Jensen-Shannon divergence (bits, 0..1) between `baseline`'s
+        attention rows and this run's, per head of `block` (models.pruning.attention_change: same
+        text, same shapes). Memoised on this run per baseline identity and block: switching the shown
+        head does not recompute every head's divergence."""
+        from models import pruning  # (pruning imports this module)
+
+        name = self.block(block).name
+        key = ("attention_change", baseline.identity, name)
+        if key not in self._memo:
+            self._memo[key] = pruning.attention_change(baseline, self, name)
+        return self._memo[key]
+
+    @property
+    def identity(self) -> str:
+        """A short id of what the run is (model, weights, texts, token counts, head mask): two runs
+        with the same identity hold the same attention. The page stamps it on every panel's answer
+        (services.panels.view_key)."""
+        if "identity" not in self._memo:
+            h = hashlib.sha1()
+            for part in (self.model_name, self.model_fingerprint, self.text, self.text_pair or "\x00",
+                         str(len(self.source_tokens)), str(len(self.target_tokens))):
+                h.update(part.encode("utf-8", "surrogatepass") + b"\x1f")
+            if self.head_mask is not None:
+                h.update(np.ascontiguousarray(self.head_mask, dtype=np.float32).tobytes())
+            self._memo["identity"] = h.hexdigest()[:16]
+        return self._memo["identity"]
+
     @property
     def nbytes(self) -> int:
         return sum(b.nbytes for b in self.blocks)
@@ -459,7 +491,3 @@ class AttentionRun:
             "segments": [t.segment for t in self.source_tokens],
             "truncations": [asdict(t) for t in self.truncations],
         }
-
-
-def dumps_meta(meta: dict) -> bytes:
-    return json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

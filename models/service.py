@@ -12,13 +12,13 @@ waits for that write; `flush_writes()` waits for all of them (`clear_memory()` d
 """
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
+import settings
 from models import attention, cache, loader
 from models.run import SCHEMA_VERSION, AttentionRun
 from models.write_behind import WriteBehind
@@ -32,7 +32,7 @@ def max_text_chars() -> int:
     default 20,000: far beyond the 512 tokens of a BERT-size model, so the model's own truncation
     note still says where the text was cut)."""
     try:
-        n = int(os.environ.get("ATTN_MAX_TEXT_CHARS", DEFAULT_MAX_TEXT_CHARS))
+        n = int(settings.get("ATTN_MAX_TEXT_CHARS", DEFAULT_MAX_TEXT_CHARS))
     except ValueError:
         n = DEFAULT_MAX_TEXT_CHARS
     return max(1, n)

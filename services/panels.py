@@ -6,7 +6,6 @@ block as a block choice ("self", "self:AB", "cross"), temperature as the slider'
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import warnings
@@ -15,12 +14,11 @@ import numpy as np
 import plotly.io
 
 from dashboard import export, figures, measure_view, transport, urlstate
-from dashboard.controls import slider_from_temperature, temperature_from_slider
-from dashboard.figures_extra import add_meta, layer_outline, panel_outline
-from services.views import (GRID_METRICS, MEAN, block_metrics, block_options, clamp_selection, clamp_to,
-                             default_query, head_matrix, head_options, head_stats, head_title, layer_options,
-                             parse_block, parse_layer, run_info, top_keys, truncation_message, valid_block_choice,
-                             head_weights, view_positions)
+from dashboard.selection import temperature_from_slider
+from dashboard.figures import add_meta, layer_outline, panel_outline
+from services.views import (GRID_METRICS, MEAN, block_options, clamp_to, default_query,
+                             head_matrix, head_options, head_stats, head_title, head_weights, layer_options,
+                             parse_index, selection_of, summary_line, top_keys, truncation_message, view_positions)
 from models import metrics
 from models.run import AttentionRun
 
@@ -72,14 +70,8 @@ def block_controls(summary: dict | None, choice, layer, head, layer_options_now)
 def view_key(run: AttentionRun) -> str:
     """A short id of the run (model, weights, texts, token count, head mask): the run store carries
     it, every panel stamps it on what it sends, so the browser can drop a panel's answer that
-    belongs to another run (assets/consistency.js)."""
-    h = hashlib.sha1()
-    for part in (run.model_name, run.model_fingerprint, run.text, run.text_pair or "\x00",
-                 str(len(run.source_tokens)), str(len(run.target_tokens))):
-        h.update(part.encode("utf-8", "surrogatepass") + b"\x1f")
-    if run.head_mask is not None:
-        h.update(np.ascontiguousarray(run.head_mask, dtype=np.float32).tobytes())
-    return h.hexdigest()[:16]
+    belongs to another run (assets/consistency.js). AttentionRun.identity, memoised on the run."""
+    return run.identity
 
 
 def view_stamp(run: AttentionRun, block, layer, head=None) -> dict:
@@ -90,16 +82,16 @@ def view_stamp(run: AttentionRun, block, layer, head=None) -> dict:
             "text": run.text[:60]}
 
 
-def _block_value(block, name: str) -> str:
-    """The block as the dropdown holds it ("self", "self:AB", "cross"), or the block's name."""
-    return block if isinstance(block, str) and block else name
-
-
 def block_controls_of(run: AttentionRun) -> dict:
     """{block name: {"layer_options", "head_options"}}: what the dropdowns offer per block (the
     browser applies them when the run lands, keeping a layer chosen meanwhile)."""
     return {b.name: {"layer_options": layer_options(b.n_layers), "head_options": head_options(b.n_heads)}
             for b in run.blocks}
+
+
+def _block_value(block, name: str) -> str:
+    """Deprecated (Selection.held): kept only until the branches written against it are merged."""
+    return block if isinstance(block, str) and block else name
 
 
 # ---- run --------------------------------------------------------------------------------------
@@ -111,16 +103,12 @@ def run_outputs(request: dict, run: AttentionRun, layer, head, block, query, pre
     query while the text stays the same (`previous`: the last run's request); otherwise the
     inspector opens on `views.default_query`.
     """
-    choice = valid_block_choice(run, block)
-    name, _ = parse_block(run, choice)
-    layer, head = clamp_selection(run, name, layer, head)
+    sel = selection_of(run, block, layer, head, query)
+    choice, name, layer, head = sel.value, sel.block, sel.layer, sel.head
     b = run.block(name)
-    n_queries = len(run.tokens(b.query_side))
-    q = parse_layer(query)
     same_text = previous is None or (previous.get("text"), previous.get("text_pair")) == (
         request.get("text"), request.get("text_pair"))
-    if q is None or q >= n_queries or not same_text:
-        q = default_query(run, name)
+    q = sel.query if sel.query is not None and same_text else default_query(run, name)
     summary = run.summary()
     trunc = truncation_message(run.truncations)
     selection = {"layer": str(layer), "head": str(head), "block": choice, "from_url": bool(from_url)}
@@ -135,7 +123,7 @@ def run_outputs(request: dict, run: AttentionRun, layer, head, block, query, pre
         "head_options": head_options(b.n_heads), "head": str(head),
         "block_options": block_options(run), "block": choice,
         "truncation": trunc or "", "truncated": bool(trunc),
-        "info": run_info(summary),
+        "info": summary_line(summary),
         "query": q,
     }
 
@@ -147,8 +135,8 @@ def heatmap_panel(run: AttentionRun, block, layer, head, slider, color_scale, sh
 
     stretch: colours run from 0 to this matrix's 99th percentile (`stretched_zmax`: contrast on long
     texts, the top 1% of cells saturate) instead of 0..1 (the same scale for every head)."""
-    name, pair = parse_block(run, block)
-    layer, head = clamp_selection(run, name, layer, head)
+    sel = selection_of(run, block, layer, head)
+    name, pair, layer, head = sel.block, sel.pair, sel.layer, sel.head
     t = temperature_from_slider(slider)
     view = head_matrix(run, name, layer, head, pair, t)
     title = head_title(run, name, layer, head, pair, t)
@@ -245,8 +233,8 @@ def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, 
     titles, stats, hover text and colour bar are the measure's (dashboard/measure_view.py);
     payload["measure"] = measure_view.info(...).
     """
-    name, pair = parse_block(run, block)
-    layer, head = clamp_selection(run, name, layer, head)
+    sel = selection_of(run, block, layer, head)
+    name, pair, layer, head = sel.block, sel.pair, sel.layer, sel.head
     pool = pool if pool in POOL_CHOICES else "max"
     # the colour range adapts (0 .. the head's 99th percentile) on views longer than ADAPT_MIN_TOKENS
     # when the switch is on (its default); short views and the switch off keep 0 .. 1
@@ -266,7 +254,7 @@ def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, 
     heads = [str(h) for h in range(b.n_heads)] + [MEAN]
     ml = measure if measure_view.active(measure) and name == run.main.name else None
     base = {"layer": layer, "block": block if isinstance(block, str) else name, "uirevision": uirev,
-            "view": view_stamp(run, _block_value(block, name), layer), "measure": measure_view.info(measure),
+            "view": view_stamp(run, sel.held, layer), "measure": measure_view.info(measure),
             "value_name": measure_view.value_name(ml)}
     if ml is not None:
         note = measure_view.note(ml, t)
@@ -411,8 +399,8 @@ def heatmap_export(run: AttentionRun, block, layer, head, slider, measure=None) 
     """The shown heatmap with its context: matrix [shown queries, shown keys], labels and positions
     of the shown tokens, title, metadata for the export, and a file stem named after them.
     measure: a models.measure_views.MeasureLayer (None: raw weights); its values keep their sign."""
-    name, pair = parse_block(run, block)
-    layer, head = clamp_selection(run, name, layer, head)
+    sel = selection_of(run, block, layer, head)
+    name, pair, layer, head = sel.block, sel.pair, sel.layer, sel.head
     t = temperature_from_slider(slider)
     view = head_matrix(run, name, layer, head, pair, t)
     title = head_title(run, name, layer, head, pair, t)
@@ -442,8 +430,8 @@ def heatmap_export(run: AttentionRun, block, layer, head, slider, measure=None) 
 
 def head_metrics_export(run: AttentionRun, block) -> dict:
     """Every per-head metric of the block as a table, with the run's metadata and a file stem."""
-    name, _ = parse_block(run, block)
-    header, rows = export.head_metrics_table(block_metrics(run, name))
+    name = selection_of(run, block, None, None).block
+    header, rows = export.head_metrics_table(run.head_metrics(name))
     meta = {**run_meta(run), "block": name,
             "what": ("per-head metrics of the model's own attention weights (temperature 1): entropy in bits "
                      "and normalised entropy averaged over queries; max weight, sink (first-token), self and "
@@ -456,10 +444,10 @@ def head_metrics_export(run: AttentionRun, block) -> dict:
 def grid_figure(run: AttentionRun, block, metric, layer=None, head=None):
     """layers x heads grid of one metric (or roles), the shown head outlined (a row for MEAN);
     head None: no outline (the page draws it in the browser, assets/consistency.js gateGrid)."""
-    name, _ = parse_block(run, block)
     outline = head is not None
-    layer, head = clamp_selection(run, name, layer, head if outline else MEAN)
-    m = block_metrics(run, name)
+    sel = selection_of(run, block, layer, head if outline else MEAN)
+    name, layer, head = sel.block, sel.layer, sel.head
+    m = run.head_metrics(name)
     metric = metric if metric in GRID_METRICS else "entropy"
     selected = None if head == MEAN else (layer, head)
     key, label, unit = GRID_METRICS[metric]
@@ -470,26 +458,26 @@ def grid_figure(run: AttentionRun, block, metric, layer=None, head=None):
     if head == MEAN and outline:
         fig.update_layout(shapes=[layer_outline(layer, run.block(name).n_heads)])
     return add_meta(fig, metric_label=label, metric_unit=unit, block=name, outline_mean=True,
-                    view=view_stamp(run, _block_value(block, name), *((layer, head) if outline else (None, None))))
+                    view=view_stamp(run, sel.held, *((layer, head) if outline else (None, None))))
 
 
 # ---- overview: every head of one layer ----------------------------------------------------------
 def overview_figure(run: AttentionRun, block, layer, head, color_scale):
     """Small multiples of every head of the layer (model's own weights, T = 1), same slice as the
     heatmap, block-averaged to <= OVERVIEW_MAX_TOKENS per side; the shown head outlined."""
-    name, pair = parse_block(run, block)
-    layer, head = clamp_selection(run, name, layer, head)
+    sel = selection_of(run, block, layer, head)
+    name, pair, layer, head = sel.block, sel.pair, sel.layer, sel.head
     b = run.block(name)
     view = _positions_view(run, name, pair)
     q_pos, k_pos = view.query_positions, view.key_positions
     f = max(1, math.ceil(max(len(q_pos), len(k_pos)) / OVERVIEW_MAX_TOKENS))
     # one head rebuilt a few rows at a time and block-averaged (causal cells left out), any length
     pooled = [_pooled(run, name, layer, h, 1.0, q_pos, k_pos, f, "mean") for h in range(b.n_heads)]
-    ent = block_metrics(run, name)["entropy"][layer]
+    ent = run.head_metrics(name)["entropy"][layer]
     titles = [f"H{h} · {ent[h]:.1f} bits" for h in range(b.n_heads)]
     fig = figures.small_multiples(np.stack(pooled), titles=titles, selected=None if head == MEAN else head,
                                   max_tokens=OVERVIEW_MAX_TOKENS, color_scale=color_scale, block_size=f)
-    return add_meta(fig, layer=layer, block=name, view=view_stamp(run, _block_value(block, name), layer))
+    return add_meta(fig, layer=layer, block=name, view=view_stamp(run, sel.held, layer))
 
 
 class _positions_view:
@@ -500,8 +488,7 @@ class _positions_view:
 
 
 def overview_title(run: AttentionRun, block, layer) -> str:
-    name, _ = parse_block(run, block)
-    layer, _ = clamp_selection(run, name, layer, 0)
+    layer = selection_of(run, block, layer, 0).layer
     return f"Every head of layer {layer}"
 
 
@@ -512,12 +499,11 @@ def inspector_panel(run: AttentionRun, block, layer, head, query, slider, measur
     measure (a models.measure_views.MeasureLayer, not raw): the top keys under it, "measure" set
     (always with a figure). figure False (raw weights): no figure, only "bars" (figures.top_keys_bar's
     arguments; services/switch.py draws every head of a layer at once with figures.top_keys_bars)."""
-    name, _ = parse_block(run, block)
-    layer, head = clamp_selection(run, name, layer, head)
+    sel = selection_of(run, block, layer, head, query)
+    name, layer, head, q = sel.block, sel.layer, sel.head, sel.query
     b = run.block(name)
     queries = run.tokens(b.query_side)
-    q = parse_layer(query)
-    if q is None or q >= len(queries):
+    if q is None:
         return None
     if measure_view.active(measure) and name == run.main.name:
         return _measure_inspector(run, block, name, layer, head, q, measure)
@@ -526,7 +512,7 @@ def inspector_panel(run: AttentionRun, block, layer, head, query, slider, measur
     scores = None if head == MEAN or any(r["score"] is None for r in rows) else [r["score"] for r in rows]
     bars = {"labels": [r["label"] for r in rows], "weights": [r["weight"] for r in rows], "scores": scores,
             "indices": [r["key"] for r in rows], "height": INSPECTOR_HEIGHT,
-            "meta": {"view": view_stamp(run, _block_value(block, name), layer, head)}}
+            "meta": {"view": view_stamp(run, sel.held, layer, head)}}
     fig = None
     if figure:
         fig = figures.top_keys_bar(bars["labels"], bars["weights"], scores, indices=bars["indices"])
@@ -561,30 +547,3 @@ def _measure_inspector(run: AttentionRun, block, name: str, layer: int, head, q:
             "title": f"Query #{q} “{run.tokens(run.block(name).query_side)[q].label}” · top 5 keys by "
                      f"{ml.label} · {who}"}
 
-
-# ---- URL ----------------------------------------------------------------------------------------
-def url_search(store: dict | None, layer, head, block, metric, slider, query, color=None, adapt=True,
-               mask=None, measure=None) -> str | None:
-    """The query string for what the page shows, or None before the first run (colour scale,
-    adapted colours and the pruning mask of the pruning card included)."""
-    if not store or "request" not in store:
-        return None
-    req = store["request"]
-    return urlstate.encode(urlstate.ViewState(
-        color=color if color in urlstate.COLORS else urlstate.DEFAULT_COLOR, adapt=adapt is not False,
-        measure=measure if measure in urlstate.MEASURES else urlstate.DEFAULT_MEASURE,
-        prune=urlstate.mask_param(mask) if isinstance(mask, list) else None,
-        model=req["model"], text=req["text"], text_pair=req.get("text_pair"),
-        layer=parse_layer(layer) if parse_layer(layer) is not None else urlstate.DEFAULT_LAYER,
-        head=MEAN if head == MEAN else (parse_layer(head) if parse_layer(head) is not None else 0),
-        block=block or None, metric=metric if metric in urlstate.METRICS else urlstate.DEFAULT_METRIC,
-        temperature=temperature_from_slider(slider), query=parse_layer(query)))
-
-
-def from_url(search: str | None, model_names: list[str]) -> dict:
-    """Control values + the pending view (applied by the run callback) for a query string."""
-    s = urlstate.decode(search, model_names)
-    return {"model": s.model, "text": s.text, "text_pair": s.text_pair or "", "metric": s.metric,
-            "slider": slider_from_temperature(s.temperature), "color": s.color, "adapt": s.adapt, "measure": s.measure,
-            "pending": {"layer": str(s.layer), "head": str(s.head), "block": s.block, "query": s.query,
-                        "prune": s.prune, "problems": " ".join(s.problems)}}

@@ -20,23 +20,23 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from dashboard import figures
-from dashboard.figures_extra import add_meta
+from dashboard.figures import add_meta
 from dashboard.pruning_views import (  # noqa: F401 - the pure half, re-exported
-    AXIS_LABELS, BUNDLED_LABEL, DEFAULT_ENTROPY, DEFAULT_K, DEFAULT_ORDERS, DEFAULT_SEEDS, LATENCY_REPEATS,
+    AXIS_LABELS, BUNDLED_LABEL, DEFAULT_ENTROPY, DEFAULT_K, CHECKED_ORDERS, DEFAULT_SEEDS, LATENCY_REPEATS,
     MAX_UPLOAD_BYTES, METRIC_LABELS, ORDER_LABELS, _first_pruned_layer, change_grid, count_text,
     importance_from_curves, importance_text, loss_note, mask_to_store, metric_choice, output_rows,
     physical_rows, progress_reporter, pruned_count, pruned_share, remaining_js, saturated_metrics, toggle_mask,
     curves_text)
+from dashboard.selection import parse_run_store, store_model
 from models import pruning, service
 from models.errors import PanelError  # noqa: F401 - re-exported (callbacks catch it by this name too)
 from models.run import AttentionRun
-from services.views import MEAN, block_metrics, clamp_selection, head_title, parse_block
+from services.views import MEAN, head_title, selection_of
 
 
 # ---- the run store ---------------------------------------------------------------------------
@@ -56,10 +56,11 @@ class RunInfo:
 
 def run_info(store: dict | None) -> RunInfo:
     """RunInfo from the run store; PanelError before the first run."""
-    if not store or not isinstance(store, dict) or "request" not in store or "summary" not in store:
+    rs = parse_run_store(store)
+    if rs is None or rs.summary is None:
         raise PanelError("Run the model first (the Run button at the top), then choose heads to prune.")
     # the shape comes from the run on the server, never from the store the browser sends back
-    request = store["request"]
+    request = rs.request
     block, layers, heads = main_block_shape(request)
     return RunInfo(request=request, model=request["model"], block=block, layers=layers, heads=heads)
 
@@ -144,7 +145,7 @@ def mask_least_important(importance: dict | None, info: RunInfo, k) -> np.ndarra
 
 def mask_entropy_above(run: AttentionRun, x) -> np.ndarray:
     """Heads of the main block whose mean attention entropy on this text is above x bits."""
-    return pruning.mask_entropy_above(block_metrics(run, run.main.name)["entropy"], parse_threshold(x))
+    return pruning.mask_entropy_above(run.head_metrics(run.main.name)["entropy"], parse_threshold(x))
 
 
 def mask_action(action: str, store: dict | None, mask_data, k=None, x=None, importance: dict | None = None
@@ -153,7 +154,7 @@ def mask_action(action: str, store: dict | None, mask_data, k=None, x=None, impo
     nothing pruned), "least-important" (k), "entropy-above" (x bits, this text), "clear"."""
     info = run_info(store)
     if action == "run":
-        selection = (store or {}).get("selection") or {}
+        selection = parse_run_store(store).selection  # (run_info checked the store)
         if selection.get("from_url") and selection.get("prune") is not None:  # a link's pruning mask
             return mask_to_store(coerce_mask(selection["prune"], info.shape))
         return mask_to_store(coerce_mask(mask_data, info.shape))
@@ -177,7 +178,7 @@ def selection_grid(run: AttentionRun, importance: dict | None, color: str, mask,
     if importance and importance.get("model") == run.model_name:
         s = np.asarray(importance.get("scores"), dtype=np.float32)
         scores = s if s.shape == info_shape else None
-    metrics_main = block_metrics(run, run.main.name)
+    metrics_main = run.head_metrics(run.main.name)
     if color == "importance" and scores is not None:
         values, metric = scores, "importance"
         note = (f"Colour: head importance ({importance.get('corpus', '')}); darker = more important. "
@@ -196,11 +197,10 @@ def selection_grid(run: AttentionRun, importance: dict | None, color: str, mask,
 
 def _selected(run: AttentionRun, block_choice, layer, head) -> tuple[int, int] | None:
     """The page's shown head when it is a head of the main block (the mask's block)."""
-    name, _ = parse_block(run, block_choice)
-    if name != run.main.name:
+    sel = selection_of(run, block_choice, layer, head)
+    if sel.block != run.main.name or sel.is_mean:
         return None
-    layer, head = clamp_selection(run, name, layer, head)
-    return None if head == MEAN else (layer, head)
+    return sel.layer, sel.head
 
 
 # ---- baseline vs pruned ----------------------------------------------------------------------
@@ -212,8 +212,8 @@ def comparison(base: AttentionRun, pruned: AttentionRun, mask, block_choice, lay
     {"title", "base_figure", "pruned_figure", "pruned_title", "note",
      "outputs": [{"name", "label", "value", "title"}], "change_figure"}
     """
-    name, pair = parse_block(base, block_choice)
-    layer, head = clamp_selection(base, name, layer, head)
+    sel = selection_of(base, block_choice, layer, head)
+    name, pair, layer, head = sel.block, sel.pair, sel.layer, sel.head
     m = coerce_mask(mask, (base.main.n_layers, base.main.n_heads))
     n, total = pruned_count(m)
 
@@ -255,22 +255,9 @@ def comparison(base: AttentionRun, pruned: AttentionRun, mask, block_choice, lay
     }
 
 
-_JS_MEMO: dict[tuple[int, int, str], tuple[weakref.ref, weakref.ref, np.ndarray]] = {}
-
-
 def attention_change(base: AttentionRun, pruned: AttentionRun, block: str) -> np.ndarray:
-    """pruning.attention_change (float32 [L, H]), memoised per pair of live run objects: switching
-    the shown head does not recompute the divergence of every head (the service's LRU hands back
-    the same run objects)."""
-    key = (id(base), id(pruned), block)
-    hit = _JS_MEMO.get(key)
-    if hit is not None and hit[0]() is base and hit[1]() is pruned:
-        return hit[2]
-    js = pruning.attention_change(base, pruned, block)
-    for k in [k for k, (a, b, _) in _JS_MEMO.items() if a() is None or b() is None]:
-        _JS_MEMO.pop(k, None)
-    _JS_MEMO[key] = (weakref.ref(base), weakref.ref(pruned), js)
-    return js
+    """float32 [L, H]: pruned.attention_change(base, block), memoised on the pruned run."""
+    return pruned.attention_change(base, block)
 
 
 # ---- corpus (importance / curves) ------------------------------------------------------------
@@ -364,10 +351,11 @@ def loss_note_for(store: dict | None, corpus: dict | None, n_pairs) -> str:
         _, label = corpus_pairs(corpus, n_pairs)
     except PanelError as exc:
         return str(exc)
-    if not store or "request" not in store:
+    model = store_model(store)
+    if model is None:
         return (f"Importance (Michel, Levy & Neubig 2019): |∂L/∂ξ_h| with L = the model's task loss over "
                 f"{label}. Run the model first.")
-    return loss_note(pruning.loss_name(loader.get_loaded(store["request"]["model"])), label)
+    return loss_note(pruning.loss_name(loader.get_loaded(model)), label)
 
 
 # ---- background jobs (callbacks/pruning.py runs them with background=True) ---------------------

@@ -1,8 +1,9 @@
 """Compare two runs side by side: the page's run (A) and a second text and/or model (B), or the
 same text under the pruning card's head mask (B = the pruned run), raw weights of the page's
 layer and head (or mean of heads), and their difference B − A when both runs have the same
-tokens (same text on two models that share a tokenizer, the same text under two masks, or the
-same model and text: a zero map). Pure builders; the callback is thin.
+tokens (same text on two models that share a tokenizer, or the same text under two masks). Both
+sides come from the run service (the page's capture and cache). The same text and model with no
+mask is "nothing to compare" and computes nothing.
 
     compare_view(store, text_b, model_b, layer, head, mask=None) -> {"a", "b", "diff", "note"}
 
@@ -15,34 +16,22 @@ from __future__ import annotations
 import numpy as np
 
 from dashboard import figures
-from dashboard.figures_extra import add_meta
+from dashboard.figures import add_meta
 from dashboard.research_compare import MAX_TEXT_CHARS, difference_figure  # noqa: F401 - re-exported
-from dashboard.selection import MEAN, parse_head, parse_layer
+from dashboard.selection import MEAN, parse_head, parse_index
 from models.errors import PanelError
 from services.pruning_card import run_info
-from services.research_measures import compute_measures
-
-
-def _side(model: str, text: str, pair, max_tokens, layer, head):
-    from models import loader
-
-    loaded = loader.get_loaded(model)
-    m = compute_measures(model, text, pair, max_tokens)
-    L, H = m.raw.shape[:2]
-    lay = parse_layer(layer)
-    lay = 0 if lay is None else min(lay, L - 1)
-    hd = parse_head(head)
-    hd = None if hd in (None, MEAN) else min(int(hd), H - 1)
-    return m.matrix("raw", lay, hd), list(m.tokens), lay, hd, loaded.architecture == "decoder"
 
 
 def _run_side(model: str, text: str, pair, max_tokens, layer, head, mask=None):
-    """_side from the run service (models.service.get_run, optionally with a head mask)."""
+    """(weights [T, T] of the head or the head mean, token labels, layer, head|None, causal): one
+    side of the comparison, from the run service (the page's capture and cache, optionally under a
+    head mask): the numbers the heatmap shows for that text and model."""
     from models import service
 
     run = service.get_run(service.RunRequest.create(model, text, pair, max_tokens, head_mask=mask))
     b = run.main
-    lay = parse_layer(layer)
+    lay = parse_index(layer)
     lay = 0 if lay is None else min(lay, b.n_layers - 1)
     hd = parse_head(head)
     hd = None if hd in (None, MEAN) else min(int(hd), b.n_heads - 1)
@@ -78,11 +67,14 @@ def compare_view(store, text_b, model_b, layer, head, mask=None) -> dict:
         if pruned is None:
             raise PanelError("“B under the pruning card's mask”: choose heads to prune in the pruning card first.")
         model_b, text_b, same_text = info.model, r["text"], True  # one text under two masks
-    side = _side if pruned is None else _run_side
-    a, la, lay, hd, causal_a = side(info.model, r["text"], r.get("text_pair"), r.get("max_tokens"), layer, head)
+    if pruned is None and same_text and model_b == info.model:
+        empty = figures.empty_figure("Type text B or choose model B to compare")
+        return {"a": empty, "b": empty, "diff": empty,
+                "note": "Nothing to compare yet: B is the page's own text and model."}
+    a, la, lay, hd, causal_a = _run_side(info.model, r["text"], r.get("text_pair"), r.get("max_tokens"), layer, head)
     if pruned is None:
-        b, lb, lay_b, hd_b, causal_b = _side(model_b, text_b, r.get("text_pair") if same_text else None,
-                                             r.get("max_tokens"), layer, head)
+        b, lb, lay_b, hd_b, causal_b = _run_side(model_b, text_b, r.get("text_pair") if same_text else None,
+                                                 r.get("max_tokens"), layer, head)
     else:
         b, lb, lay_b, hd_b, causal_b = _run_side(info.model, r["text"], r.get("text_pair"), r.get("max_tokens"),
                                                  layer, head, pruned)

@@ -18,7 +18,7 @@ import re
 import numpy as np
 
 from dashboard import figures
-from dashboard.figures_extra import add_meta
+from dashboard.figures import add_meta
 from dashboard.research_panel import PROFILE_MAX_UPLOAD_BYTES as MAX_UPLOAD_BYTES
 from models import profile as prof
 from models.errors import PanelError

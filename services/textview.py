@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dashboard.controls import temperature_from_slider
-from services.views import MEAN, clamp_selection, default_query, head_weights, parse_block, parse_layer
+from dashboard.selection import temperature_from_slider
+from services.views import MEAN, default_query, head_weights, selection_of
 from models.run import AttentionRun, Token
 
 MAX_GAP_CHARS = 40  # a longer run of text between two tokens (e.g. cut whitespace) is shortened
@@ -39,13 +39,11 @@ def text_view_payload(run: AttentionRun, block, layer, head, query, slider, meas
     from dashboard import measure_view
     from services.panels import view_stamp  # (panels imports this module's neighbours)
 
-    name, _ = parse_block(run, block)
-    layer, head = clamp_selection(run, name, layer, head)
+    sel = selection_of(run, block, layer, head, query)
+    name, layer, head = sel.block, sel.layer, sel.head
     b = run.block(name)
     queries, keys = run.tokens(b.query_side), run.tokens(b.key_side)
-    q = parse_layer(query)
-    if q is None or q >= len(queries):
-        q = default_query(run, name)
+    q = sel.query if sel.query is not None else default_query(run, name)
     t = temperature_from_slider(slider)
     ml = measure if measure_view.active(measure) and name == run.main.name else None
     if ml is None:
@@ -62,7 +60,7 @@ def text_view_payload(run: AttentionRun, block, layer, head, query, slider, meas
         what, value = measure_view.value_name(ml), f"{float(row.max()) if row.size else 0.0:.3g}"
         title = f"“{queries[q].label}” (#{q}) under {ml.label} · {who}"
     return {
-        "view": view_stamp(run, block if isinstance(block, str) and block else name, layer, head),
+        "view": view_stamp(run, sel.held, layer, head),
         "tokens": segments(keys, texts), "query": int(q),
         "weights": [float(f"{float(w):.4g}") for w in row] if ml is not None else [round(float(w), 4) for w in row],
         "title": title,

@@ -1,11 +1,12 @@
-"""What each panel shows, computed from a run: pure functions, no Dash, no figures.
+"""What each panel shows, computed from a run: pure functions of a run, no Dash, no figures.
 
-The callbacks re-get the run (`models.service.get_run`) and call these to slice the ONE matrix
-or grid the browser will draw. Shapes:
+The callbacks re-get the run (`models.service.get_run`) and call these (through services.panels)
+to slice the ONE matrix or grid the browser will draw. The control values are parsed and clamped
+once: `selection_of(run, block, layer, head, query)` -> dashboard.selection.Selection. Shapes:
 
     HeadView.matrix      float32 [shown queries, shown keys]   (a slice of one head / head mean)
     HeadView.full        float32 [queries, keys]               (the whole head, for the stats)
-    grid values          float32 [layers, heads]
+    run.head_metrics()   float32 [layers, heads] per metric    (memoised on the run)
 
 Block choices are strings: a block name ("self", "encoder", "decoder", "cross"), optionally with
 a sentence-pair slice ":AA", ":AB", ":BA", ":BB" (query segment, key segment) for BERT pairs.
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dashboard.selection import (GRID_METRICS, MEAN, PAIR_SLICES, clamp_to, head_options,  # noqa: F401
-                                 layer_options, parse_head, parse_layer, run_info)
+from dashboard.selection import (GRID_METRICS, MEAN, PAIR_SLICES, BlockSize, Selection,  # noqa: F401
+                                 clamp_to, head_options, layer_options, parse_block_choice, parse_head,
+                                 parse_index, select, summary_line)
 from models import metrics
 from models.errors import InputError
 from models.run import AttentionRun, Truncation
@@ -52,29 +54,27 @@ def block_options(run: AttentionRun) -> list[dict]:
     return out
 
 
-def parse_block(run: AttentionRun, choice: str | None) -> tuple[str, str | None]:
-    """(block name, pair slice or None) for a block choice; unknown choices give the main block."""
-    names = [b.name for b in run.blocks]
-    if not isinstance(choice, str):
-        return run.main.name, None
-    name, _, pair = choice.partition(":")
-    if name not in names:
-        return run.main.name, None
-    if pair and (pair not in PAIR_SLICES or not _pair_sliceable(run, name)):
-        return name, None
-    return name, pair or None
+def block_sizes(run: AttentionRun) -> dict[str, BlockSize]:
+    """{block name: BlockSize}: what a selection is clamped to in this run."""
+    return {b.name: BlockSize(layers=b.n_layers, heads=b.n_heads, queries=len(run.tokens(b.query_side)),
+                              pair_slices=_pair_sliceable(run, b.name)) for b in run.blocks}
 
 
-def valid_block_choice(run: AttentionRun, choice: str | None) -> str:
-    name, pair = parse_block(run, choice)
-    return f"{name}:{pair}" if pair else name
+def selection_of(run: AttentionRun, block, layer, head, query=None) -> Selection:
+    """The page's selection (block dropdown value, layer, head, query) parsed and clamped to the
+    run once (dashboard.selection.select): unknown blocks give the main block, missing or
+    out-of-range layers the last layer, heads head 0, queries None."""
+    return select(block_sizes(run), run.main.name, block, layer, head, query)
+
+
+# deprecated: the pre-Selection helpers, kept only until the branches written against them (issues 13,
+# 15) are merged; new code uses selection_of
+def parse_block(run: AttentionRun, choice) -> tuple[str, str | None]:
+    sel = selection_of(run, choice, None, None)
+    return sel.block, sel.pair
 
 
 def clamp_selection(run: AttentionRun, block: str, layer, head) -> tuple[int, int | str]:
-    """A (layer, head) that exists in the block, from dropdown values ("3", 3, "mean").
-
-    Missing or out-of-range values become the last layer / head 0 (head MEAN stays MEAN).
-    """
     b = run.block(block)
     return clamp_to(b.n_layers, b.n_heads, layer, head)
 
@@ -180,18 +180,6 @@ def head_stats(run: AttentionRun, view: HeadView, block: str) -> dict:
     return {"tokens": tokens, "entropy": f"{s['entropy']:.2f}", "max_weight": f"{s['max_weight']:.2f}",
             "most_attended": f"{keys[s['most_attended']].label} (#{s['most_attended']})",
             "sink": f"{s['sink']:.2f}"}
-
-
-# ---- layers × heads grid ------------------------------------------------------------------------
-def block_metrics(run: AttentionRun, block: str) -> dict[str, np.ndarray]:
-    """run.head_metrics(block): computed at capture, memoised on the run."""
-    return run.head_metrics(block)
-
-
-def grid_values(run: AttentionRun, block: str, metric: str) -> np.ndarray:
-    """[layers, heads] of one metric (float32, or str roles for "role")."""
-    key = GRID_METRICS.get(metric, GRID_METRICS["entropy"])[0]
-    return block_metrics(run, block)[key]
 
 
 # ---- token inspector ----------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import logging
 import os
 from pathlib import Path
 
+import settings
+
 __version__ = "0.1.0"
 
 log = logging.getLogger("attention_dashboard.serving")
@@ -41,8 +43,8 @@ def _git_commit(root: Path = ROOT) -> str | None:
 
 def version() -> str:
     """Package version, plus `+g<commit>` when run from a git checkout, or env ATTN_VERSION."""
-    if os.environ.get("ATTN_VERSION"):
-        return os.environ["ATTN_VERSION"]
+    if settings.get("ATTN_VERSION"):
+        return settings.get("ATTN_VERSION")
     commit = _git_commit()
     return f"{__version__}+g{commit}" if commit else __version__
 
@@ -51,7 +53,7 @@ def warm_model_names() -> list[str]:
     """Models to load at start: env ATTN_WARM_MODELS ("default" | "all" | "a;b"), default "default"."""
     from models import registry
 
-    want = os.environ.get("ATTN_WARM_MODELS", "default").strip()
+    want = settings.get("ATTN_WARM_MODELS", "default").strip()
     if want in ("", "none"):
         return []
     if want == "default":

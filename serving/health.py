@@ -28,6 +28,7 @@ import sys
 
 from flask import Flask, jsonify
 
+import settings
 from serving import version
 from serving.security import is_local_request
 
@@ -90,7 +91,7 @@ PUBLIC_KEYS = ("status", "model_loaded", "version")
 
 def details_allowed() -> bool:
     """env ATTN_HEALTH_DETAILS=1: every caller sees the details (paths, pids, models)."""
-    return os.environ.get("ATTN_HEALTH_DETAILS", "0") in ("1", "true", "yes")
+    return settings.get("ATTN_HEALTH_DETAILS", "0") in ("1", "true", "yes")
 
 
 def public_view(body: dict) -> dict:

@@ -5,7 +5,9 @@ app there, and every job forked from it, yields the CPU to the web workers' page
 """
 import os
 
+import settings
+
 try:
-    os.setpriority(os.PRIO_PROCESS, 0, max(0, min(19, int(os.environ.get("ATTN_JOB_NICE", "10")))))
+    os.setpriority(os.PRIO_PROCESS, 0, max(0, min(19, int(settings.get("ATTN_JOB_NICE", "10")))))
 except (OSError, ValueError):
     pass

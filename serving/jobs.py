@@ -43,6 +43,8 @@ import time
 
 from dash import DiskcacheManager
 
+import settings
+
 log = logging.getLogger("attention_dashboard.jobs")
 
 SESSION_COOKIE = "attn_session"
@@ -53,7 +55,7 @@ SLOTS_SUBDIR = "job-slots"
 
 def _env_int(name: str, default: int) -> int:
     try:
-        return max(1, int(os.environ.get(name, default)))
+        return max(1, int(settings.get(name, default)))
     except ValueError:
         return default
 
@@ -221,7 +223,7 @@ class JobManager(DiskcacheManager):
 
     def __init__(self, cache, preload: str | None = None, **kw):
         super().__init__(cache, **kw)
-        self.preload = preload or os.environ.get("ATTN_JOB_PRELOAD", "app")
+        self.preload = preload or settings.get("ATTN_JOB_PRELOAD", "app")
         self._ctx = None
         self._lock = threading.Lock()
         self._ctx_lock = threading.Lock()
@@ -262,7 +264,7 @@ class JobManager(DiskcacheManager):
         """Check the caps, register the job and return its id at once; its process is started by
         a thread (the first start of a worker also starts the forkserver, which imports the app
         at low priority: that must not hold the request). The id is ours, not a pid."""
-        if os.environ.get("ATTN_JOB_RUNNER", "forkserver") == "fork":
+        if settings.get("ATTN_JOB_RUNNER", "forkserver") == "fork":
             return super().call_job_fn(key, job_fn, args, context)
         fn_key = next((k for k, v in self.func_registry.items() if v is job_fn), None)
         lim, session = limits(), current_session()
@@ -279,7 +281,7 @@ class JobManager(DiskcacheManager):
             with self.handle.transact():
                 self.handle.set(REGISTRY_KEY, self._registry() + [
                     {"job": job_id, "pid": None, "created": None, "session": session, "t": time.time()}])
-        env = {k: v for k, v in os.environ.items() if k.startswith(("ATTN_", "HF_", "TRANSFORMERS_"))}
+        env = settings.passthrough()
         worker = (os.getpid(), _create_time(os.getpid()))
 
         def start():

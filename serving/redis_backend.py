@@ -38,6 +38,7 @@ from typing import Any, Callable
 import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
 
+import settings
 from models import cache as run_cache
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ CALLBACK_RESULT_TTL = 3600  # seconds Dash's background results live in Redis (c
 
 def redis_url() -> str | None:
     """The configured Redis URL (env ATTN_REDIS_URL, else REDIS_URL), or None: one machine."""
-    return (os.environ.get("ATTN_REDIS_URL") or os.environ.get("REDIS_URL") or "").strip() or None
+    return (settings.get("ATTN_REDIS_URL") or settings.get("REDIS_URL") or "").strip() or None
 
 
 def _redact(url: str) -> str:
@@ -71,7 +72,7 @@ def make_celery(url: str | None = None):
 
     url = url or redis_url() or DEFAULT_REDIS_URL
     app = Celery("attention_dashboard", broker=url, backend=url)
-    imports = [m.strip() for m in os.environ.get("ATTN_CELERY_IMPORTS", "app").split(",") if m.strip()]
+    imports = [m.strip() for m in settings.get("ATTN_CELERY_IMPORTS", "app").split(",") if m.strip()]
     app.conf.update(
         imports=imports,  # the worker imports the Dash app, which registers the callbacks as tasks
         task_serializer="json", result_serializer="json", accept_content=["json"],
@@ -174,9 +175,10 @@ def background_manager(cache_dir: str | None = None):
 
 
 # ---- run store on Redis ---------------------------------------------------------------------
-class RedisRunCache:
-    """models.cache.RunCache's interface over Redis: the same checksummed blobs, shared by every
-    web worker and Celery worker of every machine.
+class RedisRunCache(run_cache.RunCacheBase):
+    """models.cache.RunCacheBase over Redis: the same checksummed blobs and the same get / put /
+    get_or_compute / get_json / put_json, shared by every web worker and Celery worker of every
+    machine.
 
     Keys: "attn:run:<key>" (encode_run blobs) and "attn:json:<key>" (encode_json blobs), each
     with a TTL (`ttl` seconds, env ATTN_REDIS_TTL, default 7 days) so the store stays bounded;
@@ -192,7 +194,7 @@ class RedisRunCache:
 
         self.url = url or redis_url() or DEFAULT_REDIS_URL
         self.prefix = prefix
-        self.ttl = int(ttl or os.environ.get("ATTN_REDIS_TTL") or DEFAULT_TTL)
+        self.ttl = int(ttl or settings.get("ATTN_REDIS_TTL") or DEFAULT_TTL)
         self.retry_interval = retry_interval
         self.client = client or redis.Redis.from_url(self.url, socket_timeout=socket_timeout,
                                                      socket_connect_timeout=socket_timeout)
@@ -263,44 +265,13 @@ class RedisRunCache:
         self._ok()
         return True
 
-    @staticmethod
-    def _check_key(key) -> None:
-        if type(key) is not str:
-            raise TypeError(f"cache keys must be str, not {type(key).__name__}")
-
-    # ---- RunCache interface -----------------------------------------------------------------
-    def get(self, key: str):
-        """(meta, arrays) stored under key, or None."""
+    # ---- RunCacheBase: bytes in, bytes out ("attn:run:<key>", "attn:json:<key>") --------------
+    def _read(self, kind: str, key: str, decode: Callable[[Any], Any]) -> Any | None:
         self._check_key(key)
-        return self._get(self.prefix + "run:" + key, run_cache.decode_run)
+        return self._get(self.prefix + kind + ":" + key, decode)
 
-    def put(self, key: str, meta: dict, arrays: dict) -> bool:
-        self._check_key(key)
-        return self._set(self.prefix + "run:" + key, run_cache.encode_run(meta, arrays))
-
-    def get_or_compute(self, key: str, compute):
-        """(meta, arrays, hit); on a miss compute(), store, and return meta in its JSON form."""
-        found = self.get(key)
-        if found is not None:
-            return found[0], found[1], True
-        meta, arrays = compute()
-        try:
-            blob = run_cache.encode_run(meta, arrays)
-        except Exception:
-            log.exception("run store: cannot encode the result for %s; not cached", key)
-            return meta, arrays, False
-        self._set(self.prefix + "run:" + key, blob)
-        meta_json, _ = run_cache.decode_run(run_cache.encode_run(meta, {}))  # the JSON form of meta
-        return meta_json, arrays, False
-
-    def get_json(self, key: str, default: Any = None) -> Any:
-        self._check_key(key)
-        found = self._get(self.prefix + "json:" + key, lambda raw: (run_cache.decode_json(raw),))
-        return default if found is None else found[0]
-
-    def put_json(self, key: str, obj: Any) -> bool:
-        self._check_key(key)
-        return self._set(self.prefix + "json:" + key, run_cache.encode_json(obj))
+    def _write(self, kind: str, key: str, blob: bytes) -> bool:
+        return self._set(self.prefix + kind + ":" + key, blob)
 
     def delete(self, key: str) -> bool:
         self._check_key(key)

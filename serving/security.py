@@ -26,6 +26,8 @@ import time
 
 from flask import request
 
+import settings
+
 log = logging.getLogger("attention_dashboard.serving")
 
 SECRET_FILE_NAME = "secret_key"
@@ -34,13 +36,13 @@ SECRET_FILE_NAME = "secret_key"
 def secret_key_file() -> str:
     from models.cache import default_cache_dir
 
-    return os.environ.get("ATTN_SECRET_KEY_FILE") or os.path.join(default_cache_dir(), SECRET_FILE_NAME)
+    return settings.get("ATTN_SECRET_KEY_FILE") or os.path.join(default_cache_dir(), SECRET_FILE_NAME)
 
 
 def secret_key() -> str:
     """See the module docstring. The file is created with O_EXCL and mode 0600, so two workers
     starting at once agree on one key; an existing file readable by others is tightened to 0600."""
-    env = os.environ.get("ATTN_SECRET_KEY", "").strip()
+    env = settings.get("ATTN_SECRET_KEY", "").strip()
     if env:
         return env
     path = secret_key_file()

@@ -30,6 +30,38 @@ def until(fn, timeout=20.0, interval=0.1, what="condition"):
     raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
 
 
+def holds(fn, seconds=0.5, interval=0.1, what="condition"):
+    """fn() stays truthy for `seconds`, polled every `interval`: the check for "nothing changes"
+    (no request sent, the previous view kept, no late result), where there is no event to wait
+    for. Fails at the first falsy value, naming it."""
+    end = time.time() + seconds
+    while True:
+        value = fn()
+        if not value:
+            raise AssertionError(f"{what} stopped holding; value: {value!r}")
+        if time.time() >= end:
+            return value
+        time.sleep(interval)
+
+
+def idle(page, timeout=20.0):
+    """Wait until dash-renderer has no callback in flight (dash.testing's redux_state_is_loading)."""
+    return until(lambda: not page.redux_state_is_loading, timeout, what="the page's callbacks to finish")
+
+
+def settled(page, element_id, timeout=5.0):
+    """Wait until an element stops moving (after scrollIntoView / a resize): two polls in a row
+    give the same bounding box. Returns the box."""
+    box = [None]
+
+    def same():
+        now = js(page, "var el = document.getElementById(arguments[0]); var r = el.getBoundingClientRect();"
+                       " return [r.left, r.top, r.width, r.height];", element_id)
+        stable, box[0] = now == box[0], now
+        return stable and now
+    return until(same, timeout, interval=0.05, what=f"{element_id} to stop moving")
+
+
 def open_page(page, **query):
     url = page.server_url + ("/?" + urlencode(query) if query else "/")
     page.driver.get(url)
@@ -93,7 +125,7 @@ def requests_sent(page):
 def cell_point(page, graph_id, x, y):
     """Viewport pixel (px, py) of data point (x, y) of a graph (scrolled into view first)."""
     js(page, GD + " g.scrollIntoView({block: 'center', behavior: 'instant'});", graph_id)
-    time.sleep(0.2)
+    settled(page, graph_id)
     return js(page, GD + """
         var fl = g._fullLayout, r = g.getBoundingClientRect();
         var xa = fl.xaxis, ya = fl.yaxis;

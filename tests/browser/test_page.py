@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from urllib.parse import urlencode
 
 import numpy as np
@@ -19,9 +18,9 @@ from selenium.webdriver.common.keys import Keys
 
 from dashboard import ids, urlstate
 from models import attention, loader
-from tests.browser.helpers import (GD, clear_box, count_requests, graph_prop, heatmap_meta, heatmap_z, js,
-                                   no_console_errors, open_page, pointer_to, requests_sent, select, shapes,
-                                   text_of, until, wait_title)
+from tests.browser.helpers import (GD, clear_box, count_requests, graph_prop, heatmap_meta, heatmap_z, holds, idle,
+                                   js, no_console_errors, open_page, pointer_to, requests_sent, select, settled,
+                                   shapes, text_of, until, wait_title)
 
 pytestmark = pytest.mark.browser
 
@@ -146,8 +145,7 @@ def test_rows_fill_the_heatmap_after_a_new_shape(page):
         js(page, SHRINK_TO, ids.HEATMAP, 8)
         until(lambda: len(graph_prop(page, ids.HEATMAP, "g.layout.yaxis.ticktext")) == 8, what="8x8 figure")
         until(lambda: np.allclose(y_range(page), [7.5, -0.5]), what="y range = the 8 rows")
-        time.sleep(0.5)
-        assert np.allclose(y_range(page), [7.5, -0.5])
+        holds(lambda: np.allclose(y_range(page), [7.5, -0.5]), what="the y range of the 8 rows")
     finally:
         page.driver.set_window_size(size["width"], size["height"])
 
@@ -156,7 +154,7 @@ def test_hover_highlights_in_browser_without_server_requests(page):
     open_page(page)
     wait_title(page, "Layer 3 · head 1 · self")
     until(lambda: shapes(page, ids.GRID, "selected"), what="grid selection outline")
-    time.sleep(0.5)  # let the first view's requests finish
+    idle(page)  # the first view's requests have finished
     count_requests(page)
 
     pointer_to(page, ids.HEATMAP, 2, 3)  # query 3 ("sat") -> key 2 ("cat")
@@ -233,7 +231,7 @@ def test_click_head_in_grid_selects_it(page):
     # clicking a head of the overview (small multiples of the layer) selects that head
     until(lambda: graph_prop(page, ids.OVERVIEW, "g.layout.meta.layer") == 2, what="overview of layer 2")
     js(page, GD + " g.scrollIntoView({block: 'center', behavior: 'instant'});", ids.OVERVIEW)
-    time.sleep(0.3)
+    settled(page, ids.OVERVIEW)
     px, py = js(page, GD + """
         var fl = g._fullLayout, r = g.getBoundingClientRect(), xa = fl.xaxis8, ya = fl.yaxis8;
         return [r.left + xa._offset + xa._length / 2, r.top + ya._offset + ya._length / 2];""", ids.OVERVIEW)
@@ -328,8 +326,7 @@ def test_errors_show_a_message_and_keep_the_view(page):
     page.find_element(f"#{ids.RUN_BUTTON}").click()
     until(lambda: "empty" in (text_of(page, ids.STATUS) or ""), what="empty text message")
     assert "Traceback" not in page.find_element("body").text
-    time.sleep(0.5)
-    np.testing.assert_array_equal(heatmap_z(page), z)  # the previous heatmap stays
+    holds(lambda: np.array_equal(heatmap_z(page), z), what="the previous heatmap")  # it stays
     no_console_errors(page)
 
 

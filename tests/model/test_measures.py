@@ -130,10 +130,33 @@ def test_compare_two_texts_and_the_same_text(minilm):
 
     req = service.RunRequest.create("all-MiniLM-L6-v2", TEXT)
     store = {"request": req.to_dict(), "summary": service.get_run(req).summary()}
-    same = rc.compare_view(store, "", "all-MiniLM-L6-v2", "2", "3")
-    assert same["diff"].layout.meta["kind"] == "difference"
-    assert np.abs(np.array(same["diff"].data[0].z, dtype=float)).max() == 0
+    same = rc.compare_view(store, "", "all-MiniLM-L6-v2", "2", "3")  # B = A: nothing computed
+    assert "Nothing to compare" in same["note"] and same["diff"].layout.meta["kind"] == "empty"
     other = rc.compare_view(store, PAIR, "no-such-model", "2", "mean")  # unknown model: the page's
     assert other["diff"].layout.meta["kind"] == "empty" and "differ" in other["note"]
     b = measures.compute(minilm, PAIR).matrix("raw", 2, None)
     np.testing.assert_allclose(np.array(other["b"].data[0].z, dtype=float), b, atol=2e-3)
+    a = measures.compute(minilm, TEXT).matrix("raw", 2, None)   # A: the page's run, from the run service
+    np.testing.assert_allclose(np.array(other["a"].data[0].z, dtype=float), a, atol=2e-3)
+
+
+def test_model_view_reads_the_run_not_a_second_forward(minilm, monkeypatch):
+    """The research card's model view draws the run service's capture (the heatmap's numbers),
+    each thumbnail the block-average of transformers' own weights of that head."""
+    from dashboard import figures
+    from models import service
+    from services import research_measures as rm
+
+    req = service.RunRequest.create("all-MiniLM-L6-v2", TEXT)
+    store = {"request": req.to_dict(), "summary": service.get_run(req).summary()}
+    raw = measures.compute(minilm, TEXT).raw                                  # [L, H, T, T]
+    monkeypatch.setattr(measures, "compute", lambda *a, **k: pytest.fail("model view ran a forward"))
+    fig, note = rm.model_view_figure(store, "1", "2")
+    meta = fig.layout.meta
+    t, f = meta["thumb_tokens"], meta["pool"]
+    want, f_want = figures.block_average(raw[1, 2], 12)
+    assert f == f_want and f"{raw.shape[-1]} tokens" in note
+    z = np.array(fig.data[0].z, dtype=float)
+    r0, c0 = 1 * (t + 1), 2 * (t + 1)
+    np.testing.assert_allclose(z[r0:r0 + want.shape[0], c0:c0 + want.shape[1]], want, atol=2e-3)
+    assert meta["selected"] == [1, 2]

@@ -10,7 +10,7 @@ import torch
 from transformers import (BartConfig, BartForConditionalGeneration, BertConfig, BertForMaskedLM, BertModel,
                           GPT2Config, GPT2LMHeadModel)
 
-from models import attention, importance, interventions, loader, pruning
+from models import attention, evaluation, importance, interventions, loader, pruning
 
 TEXTS = ["the cat sat on the mat", "a dog barked at the postman", "rain fell all night long"]
 
@@ -459,7 +459,8 @@ def test_unpruned_point_is_the_reference_itself(tiny_bert, monkeypatch):
     ev = importance.prepare_eval(tiny_bert, pairs, batch_size=4)
     calls = []
     real_embed = importance.embed
-    monkeypatch.setattr(importance, "embed", lambda *a, **kw: calls.append(a) or real_embed(*a, **kw))
+    # pair_metrics lives in models.evaluation (re-exported by models.importance): patch it there
+    monkeypatch.setattr(evaluation, "embed", lambda *a, **kw: calls.append(a) or real_embed(*a, **kw))
     for gates in (None, np.ones((2, 4), np.float32), {"self": np.ones((2, 4), np.float32)}):
         m = importance.pair_metrics(tiny_bert, ev, gates)
         assert m["spearman"] == 1.0 and m["n_examples"] == len(pairs)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.local import ROOT, LocalGunicorn, free_port
+from bench.local import ROOT, LocalGunicorn, free_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 # the app under test: app.py's `server` (ATTN_TEST_APP=module:server and ATTN_TEST_PATH=dir let a
@@ -36,9 +36,9 @@ GOOD_TEXT = "The cat sat on the mat because it was tired."
 
 
 def tab_with_a_run(app, cache_dir, monkeypatch, text: str = GOOD_TEXT):
-    """A scripted tab (serving.client.Session) of `app` that already shows a good run of `text`:
+    """A scripted tab (bench.client.Session) of `app` that already shows a good run of `text`:
     the view a hostile or malformed request must leave as it was."""
-    from serving.client import DashClient, Session
+    from bench.client import DashClient, Session
 
     monkeypatch.setenv("ATTN_CACHE_DIR", str(cache_dir))
     s = Session(DashClient.flask(app.server.test_client()))

@@ -22,8 +22,8 @@ import psutil
 import pytest
 
 from bench.load import verify_cache
-from serving.client import DashClient, Session, response_value
-from serving.local import ROOT as ROOT_DIR, get_json
+from bench.client import DashClient, Session, response_value
+from bench.local import ROOT as ROOT_DIR, get_json
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -216,7 +216,7 @@ def degraded(tmp_path_factory):
     "read-only": an empty read-only tmpfs; "full": a 2 MB tmpfs (or a 2 MB file-size limit)."""
     import threading
 
-    from serving.local import LocalGunicorn
+    from bench.local import LocalGunicorn
 
     from .conftest import TEST_APP, TEST_PATH
 

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from serving.client import DashClient, Session, id_key
+from bench.client import DashClient, Session, id_key
 
 from .conftest import load_app
 

@@ -1,5 +1,5 @@
 """Issue 12's findings that a request can provoke, checked through the app's callback endpoint
-(Flask test client, requests built from /_dash-dependencies by serving.client).
+(Flask test client, requests built from /_dash-dependencies by bench.client).
 
 Finding 1: urlstate.encode looped forever on a long model / block / layer / query.
 Finding 3: the browser's run store decided how many layers/heads the server allocated.
@@ -19,7 +19,7 @@ import pytest
 from dashboard import pruning_ids as P
 from services import pruning_card as pv
 from models import service
-from serving.client import Session, response_value
+from bench.client import Session, response_value
 
 from .conftest import load_app, tab_with_a_run
 

@@ -1,7 +1,7 @@
 """Hostile input, sent straight to the callback endpoint with the Flask test client.
 
 Request bodies are built from the app's own callback map (GET /_dash-dependencies) and layout,
-as dash-renderer builds them (serving.client). Each case: a clear message in the page (the
+as dash-renderer builds them (bench.client). Each case: a clear message in the page (the
 status alert, or the truncation note), the previous view kept (the run store untouched), no
 traceback, and the app still answers normally afterwards. Model names only ever come from the
 registry; nothing read from the cache is unpickled.
@@ -13,7 +13,7 @@ import json
 import pytest
 
 from models import registry
-from serving.client import DashClient, Session
+from bench.client import DashClient, Session
 
 from .conftest import load_app, tab_with_a_run
 
@@ -170,7 +170,7 @@ def test_background_results_are_stored_as_json(app):
 
     from serving.redis_backend import JSONOnlyDisk
 
-    manager = app._background_manager
+    manager = app._background_manager  # no public accessor in dash 4.4 (Dash(background_callback_manager=) keeps it)
     assert isinstance(manager, CeleryManager) or isinstance(manager.handle.disk, JSONOnlyDisk)
 
 

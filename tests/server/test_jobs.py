@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from dashboard import pruning_ids as P
-from serving.client import DashClient, Session
-from serving.local import LocalGunicorn
+from bench.client import DashClient, Session
+from bench.local import LocalGunicorn
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

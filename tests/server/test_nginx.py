@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from serving.local import ROOT, free_port
+from bench.local import ROOT, free_port
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ import pytest
 
 from models import cache as run_cache
 from serving import redis_backend
-from serving.client import DashClient, response_value
+from bench.client import DashClient, response_value
 
 pytestmark = pytest.mark.server
 
@@ -77,7 +77,7 @@ def test_redis_run_store_round_trip_and_corruption(redis_url, caplog):
 
 
 def test_unreachable_redis_degrades_to_no_cache(caplog):
-    from serving.local import free_port
+    from bench.local import free_port
 
     store = redis_backend.RedisRunCache(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.5)
     meta, arrays = _payload()

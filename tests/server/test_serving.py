@@ -14,8 +14,8 @@ import pytest
 import requests
 
 import serving
-from serving.client import DashClient, Session
-from serving.local import CONF
+from bench.client import DashClient, Session
+from bench.local import CONF
 
 pytestmark = pytest.mark.server
 

@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from serving.local import LocalGunicorn
+from bench.local import LocalGunicorn
 
 from .conftest import load_app
 

@@ -1,6 +1,6 @@
 """Do only what a view needs (issue 11): the work each user action causes on the server, counted.
 
-A scripted tab (serving.client.Session: the serverside callbacks a change sets off, wave by wave,
+A scripted tab (bench.client.Session: the serverside callbacks a change sets off, wave by wave,
 as dash-renderer fires them) against the app in this process, with two counters wrapped around
 the engine: forward passes (models.attention.extract) and attention rows rebuilt from the stored
 queries/keys (models.compact.LayerStore.weights / .scores; a whole head is T rows).
@@ -18,7 +18,7 @@ import collections
 import numpy as np
 import pytest
 
-from serving.client import DashClient, Session
+from bench.client import DashClient, Session
 
 from .conftest import load_app
 

@@ -423,17 +423,7 @@ def test_pruning_curves_lower_is_better_no_line_and_length_check():
         F.pruning_curves([0.0, 0.5], {"random": {"mean": [1.0]}}, metric_name="loss")
 
 
-# ---- comparison bar and empty -----------------------------------------------------------------
-def test_comparison_bar():
-    fj = js(F.comparison_bar(["cosine", "Δ loss"], [0.9312, -0.12], title="output change"))
-    tr = fj["data"][0]
-    assert tr["type"] == "bar" and tr["y"] == [0.9312, -0.12]
-    assert fj["layout"]["xaxis"]["ticktext"] == ["cosine", "Δ loss"]
-    assert tr["text"] == ["0.931", "-0.120"]
-    assert tr["marker"]["color"][0] != tr["marker"]["color"][1]  # negative bar stands out
-    assert fj["layout"]["meta"] == {"kind": "comparison_bar", "bars": 2}
-
-
+# ---- empty -----------------------------------------------------------------------------------
 def test_empty_figure_message_centred_axes_hidden():
     fj = js(F.empty_figure("No run yet"))
     (ann,) = fj["layout"]["annotations"]
@@ -453,7 +443,6 @@ def all_figures() -> dict[str, go.Figure]:
         "small_multiples": F.small_multiples(np.ones((2, 3, 3)) / 3, titles=["a", "b"]),
         "top_keys": F.top_keys_bar(["a"], [1.0]),
         "pruning_curves": F.pruning_curves([0.0], {"random": {"mean": [1.0]}}, metric_name="m"),
-        "comparison_bar": F.comparison_bar(["a"], [1.0]),
         "empty": F.empty_figure("x"),
     }
 

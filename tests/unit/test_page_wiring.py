@@ -76,6 +76,14 @@ def test_guard_lets_prevent_update_through():
         skip()
 
 
+def dependencies(a) -> list[dict]:
+    """The app's callbacks as the browser receives them (GET /_dash-dependencies, Dash's public
+    endpoint; not the private app._callback_list)."""
+    response = a.server.test_client().get("/_dash-dependencies")
+    assert response.status_code == 200
+    return response.get_json()
+
+
 def test_app_assembles_without_cdn_and_with_compression(tmp_path, monkeypatch):
     monkeypatch.setenv("ATTN_CACHE_DIR", str(tmp_path))
     import app as app_module
@@ -86,8 +94,9 @@ def test_app_assembles_without_cdn_and_with_compression(tmp_path, monkeypatch):
     outputs = " ".join(a.callback_map)
     assert ids.RUN in outputs and ids.HEATMAP in outputs
     # no server callback takes hoverData: hover stays in the browser (clientside functions only)
-    server = [cb for cb in a._callback_list if not cb.get("clientside_function")]
-    client = [cb for cb in a._callback_list if cb.get("clientside_function")]
+    callbacks = dependencies(a)
+    server = [cb for cb in callbacks if not cb.get("clientside_function")]
+    client = [cb for cb in callbacks if cb.get("clientside_function")]
     assert len(server) >= 7 and any(i["property"] == "hoverData" for cb in client for i in cb["inputs"])
     for cb in server:
         assert all(i["property"] != "hoverData" for i in cb["inputs"]), cb["inputs"]

@@ -17,6 +17,7 @@ from dashboard import pruning_panel
 from services import pruning_card as pv
 from models import pruning
 from models.run import AttentionRun, Block, Token
+from tests.unit.test_page_wiring import dependencies
 
 ROOT = Path(__file__).resolve().parents[2]
 PRUNING_JS = ROOT / "assets" / "pruning.js"
@@ -459,7 +460,7 @@ def test_callbacks_wiring(tmp_path, monkeypatch):
     import app as app_module
 
     a = app_module.create_app()
-    callbacks = a._callback_list
+    callbacks = dependencies(a)  # what the browser receives (GET /_dash-dependencies)
 
     def inputs(cb):
         return {(i["id"], i["property"]) for i in cb["inputs"] if isinstance(i["id"], str)}

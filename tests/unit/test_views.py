@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from services import panels, views
+from dashboard import urlstate
 from dashboard.controls import slider_from_temperature, temperature_from_slider
 from dashboard.selection import MEAN
 from models import metrics
@@ -54,23 +55,40 @@ def test_block_options_per_architecture():
         "encoder self", "decoder self (causal)", "cross (decoder → encoder)"]
 
 
+def _block_of(run, choice):
+    sel = views.selection_of(run, choice, None, None)
+    return sel.block, sel.pair
+
+
 def test_parse_block_rejects_unknown_choices():
     run = bert_pair()
-    assert views.parse_block(run, "self:AB") == ("self", "AB")
-    assert views.parse_block(run, "nope") == ("self", None)
-    assert views.parse_block(run, None) == ("self", None)
-    assert views.parse_block(run, "self:XY") == ("self", None)
-    assert views.parse_block(gpt2(), "self:AB") == ("self", None)  # no pair slicing for causal
-    assert views.parse_block(bart(), "cross") == ("cross", None)
+    assert _block_of(run, "self:AB") == ("self", "AB")
+    assert _block_of(run, "nope") == ("self", None)
+    assert _block_of(run, None) == ("self", None)
+    assert _block_of(run, "self:XY") == ("self", None)
+    assert _block_of(gpt2(), "self:AB") == ("self", None)  # no pair slicing for causal
+    assert _block_of(bart(), "cross") == ("cross", None)
+    sel = views.selection_of(run, "self:AB", "1", "2")
+    assert (sel.value, sel.held) == ("self:AB", "self:AB")
+    assert (views.selection_of(run, "", "1", "2").held, views.selection_of(run, "x:AB", 1, 2).value) == ("self", "self")
+
+
+def _clamped(run, block, layer, head):
+    sel = views.selection_of(run, block, layer, head)
+    return sel.layer, sel.head
 
 
 def test_clamp_selection_and_parsing():
     run = bert_pair()
-    assert views.clamp_selection(run, "self", "1", "2") == (1, 2)
-    assert views.clamp_selection(run, "self", "9", "9") == (L - 1, 0)
-    assert views.clamp_selection(run, "self", None, MEAN) == (L - 1, MEAN)
-    assert views.clamp_selection(run, "self", "-1", "x") == (L - 1, 0)
-    assert views.parse_layer(True) is None and views.parse_layer(" 3 ") == 3 and views.parse_layer("3.0") is None
+    assert _clamped(run, "self", "1", "2") == (1, 2)
+    assert _clamped(run, "self", "9", "9") == (L - 1, 0)
+    assert _clamped(run, "self", None, MEAN) == (L - 1, MEAN)
+    assert _clamped(run, "self", "-1", "x") == (L - 1, 0)
+    assert views.parse_index(True) is None and views.parse_index(" 3 ") == 3 and views.parse_index("3.0") is None
+    n_queries = len(run.source_tokens)
+    assert views.selection_of(run, "self", 1, 2, str(n_queries - 1)).query == n_queries - 1
+    assert views.selection_of(run, "self", 1, 2, n_queries).query is None  # out of range
+    assert views.selection_of(run, "self", 1, 2, "²").query is None and views.selection_of(run, "self", 1, 2).query is None
 
 
 # ---- slicing -----------------------------------------------------------------------------------
@@ -157,11 +175,10 @@ def test_top_keys_weights_and_scores():
     assert hot[0]["weight"] > rows[0]["weight"] and hot[0]["score"] == rows[0]["score"]
 
 
-def test_grid_values_and_memo():
+def test_head_metrics_memo():
     run = bert_pair()
-    np.testing.assert_array_equal(views.grid_values(run, "self", "sink"), run.head_metrics()["sink"])
-    assert views.block_metrics(run, "self") is views.block_metrics(run, "self")
-    assert views.grid_values(run, "self", "role").shape == (L, H)
+    assert run.head_metrics("self") is run.head_metrics("self")
+    assert run.head_metrics("self")["role"].shape == (L, H)
 
 
 def test_truncation_message():
@@ -236,13 +253,13 @@ def test_run_outputs_keep_the_selection_where_it_exists():
 
 def test_url_round_trip_through_panels():
     store = {"request": {"model": "all-MiniLM-L6-v2", "text": "Hi there", "text_pair": "B"}}
-    search = panels.url_search(store, "2", "mean", "self:AB", "sink", -1, 3)
-    back = panels.from_url(search, ["all-MiniLM-L6-v2"])
+    search = urlstate.url_search(store, "2", "mean", "self:AB", "sink", -1, 3)
+    back = urlstate.from_url(search, ["all-MiniLM-L6-v2"])
     assert (back["model"], back["text"], back["text_pair"], back["metric"], back["slider"]) == (
         "all-MiniLM-L6-v2", "Hi there", "B", "sink", -1.0)
     assert back["pending"] == {"layer": "2", "head": "mean", "block": "self:AB", "query": 3, "prune": None,
                                "problems": ""}
-    assert panels.url_search(None, "1", "1", None, "entropy", 0, None) is None
+    assert urlstate.url_search(None, "1", "1", None, "entropy", 0, None) is None
 
 
 def test_temperature_slider_mapping():
