@@ -38,9 +38,12 @@ def register(app) -> None:
     @app.callback(
         Output(R.MODEL_VIEW, "figure"), Output(R.MODEL_VIEW_NOTE, "children"),
         Input(ids.RUN, "data"), Input(ids.FOLLOW_LAYER, "data"), Input(ids.FOLLOW_HEAD, "data"),
+        Input(R.MODEL_VIEW_ON, "value"),
     )
     @guarded("drawing the model view")
-    def model_view(store, layer, head):
+    def model_view(store, layer, head, on):
+        if on is not True:
+            return rm.model_view_off()
         return rm.model_view_figure(needs_run(store), layer, head)
 
     app.clientside_callback(ClientsideFunction(namespace="hover", function_name="fromGrid"),

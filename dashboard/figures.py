@@ -798,16 +798,6 @@ def layer_outline(layer: int, heads: int, *, name: str = "selected") -> dict:
                 fillcolor="rgba(0,0,0,0)", layer="above")
 
 
-def panel_outline(index: int | None, *, name: str = "selected") -> list[dict]:
-    """[] or the outline around panel `index` of figures.small_multiples (same look)."""
-    if index is None:
-        return []
-    suffix = "" if int(index) == 0 else str(int(index) + 1)
-    return [dict(type="rect", name=name, xref=f"x{suffix} domain", yref=f"y{suffix} domain",
-                 x0=-0.02, x1=1.02, y0=-0.02, y1=1.02, line=dict(color=SELECTED_COLOR, width=3),
-                 fillcolor="rgba(0,0,0,0)", layer="above")]
-
-
 def add_meta(fig: go.Figure, **extra) -> go.Figure:
     """Merge `extra` into fig.layout.meta (a dict; figures.py puts the figure kind there)."""
     meta = dict(fig.layout.meta or {})

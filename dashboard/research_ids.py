@@ -38,6 +38,7 @@ COMPARE_HOVER = "research-compare-hover"    # the pointed cell in A, B and B −
 # ---- model view ----------------------------------------------------------------------------------
 MODEL_VIEW = "research-model-view"          # every layer x head as thumbnails (one heatmap)
 MODEL_VIEW_NOTE = "research-model-view-note"
+MODEL_VIEW_ON = "research-model-view-on"      # switch: draw the model view (it rebuilds every head of the run)
 
 # ---- corpus head profile ------------------------------------------------------------------------
 PROFILE = "research-profile-store"           # {"key", "model", "corpus", "n", "mean", "roles", ...}

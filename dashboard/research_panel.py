@@ -128,6 +128,8 @@ def compare_section(model_names: list[str]) -> html.Div:
 
 def model_view_section() -> html.Div:
     return _section("Model view", [
+        dbc.Switch(id=R.MODEL_VIEW_ON, value=False, class_name="small mb-1",
+                   label="Draw every layer × head (rebuilds all heads of the run: off until you want it)"),
         html.Div("", id=R.MODEL_VIEW_NOTE, className="small text-muted mb-1"),
         graph(R.MODEL_VIEW, "attention-model-view", class_name=f"{ids.HEAD_GRID_CLASS} research-model-view",
               modebar=False),

@@ -54,8 +54,6 @@ def parse_index(value) -> int | None:
     return whole_number(value)
 
 
-parse_layer = parse_index  # deprecated old name (it parses heads and queries too): kept only until the
-#                           branches written against it (issues 13, 15) are merged; use parse_index
 
 
 def parse_head(value) -> int | str | None:

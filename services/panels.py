@@ -14,8 +14,8 @@ import numpy as np
 import plotly.io
 
 from dashboard import export, figures, measure_view, transport, urlstate
-from dashboard.selection import temperature_from_slider
-from dashboard.figures import add_meta, layer_outline, panel_outline
+from dashboard.selection import Selection, temperature_from_slider
+from dashboard.figures import add_meta, layer_outline
 from services.views import (GRID_METRICS, MEAN, block_options, clamp_to, default_query,
                              head_matrix, head_options, head_stats, head_title, head_weights, layer_options,
                              parse_index, selection_of, summary_line, top_keys, truncation_message, view_positions)
@@ -87,11 +87,6 @@ def block_controls_of(run: AttentionRun) -> dict:
     browser applies them when the run lands, keeping a layer chosen meanwhile)."""
     return {b.name: {"layer_options": layer_options(b.n_layers), "head_options": head_options(b.n_heads)}
             for b in run.blocks}
-
-
-def _block_value(block, name: str) -> str:
-    """Deprecated (Selection.held): kept only until the branches written against it are merged."""
-    return block if isinstance(block, str) and block else name
 
 
 # ---- run --------------------------------------------------------------------------------------
@@ -506,7 +501,7 @@ def inspector_panel(run: AttentionRun, block, layer, head, query, slider, measur
     if q is None:
         return None
     if measure_view.active(measure) and name == run.main.name:
-        return _measure_inspector(run, block, name, layer, head, q, measure)
+        return _measure_inspector(run, sel, measure)
     t = temperature_from_slider(slider)
     rows = top_keys(run, name, layer, head, q, t, k=5)
     scores = None if head == MEAN or any(r["score"] is None for r in rows) else [r["score"] for r in rows]
@@ -526,9 +521,10 @@ def inspector_panel(run: AttentionRun, block, layer, head, query, slider, measur
 INSPECTOR_HEIGHT = 230
 
 
-def _measure_inspector(run: AttentionRun, block, name: str, layer: int, head, q: int, ml) -> dict:
+def _measure_inspector(run: AttentionRun, sel: Selection, ml) -> dict:
     """inspector_panel under a measure: the 5 keys with the largest |value| of query q (signed
     value, and the raw weight of the same key for comparison)."""
+    name, layer, head, q = sel.block, sel.layer, sel.head, sel.query
     keys = run.tokens(run.block(name).key_side)
     hv = head if ml.per_head else MEAN
     raw_row = head_weights(run, name, layer, hv, 1.0, [q])[0]
@@ -540,7 +536,7 @@ def _measure_inspector(run: AttentionRun, block, name: str, layer: int, head, q:
     fig.update_traces(x=vals, text=[f"{r['value']:.3g}" for r in rows], hovertemplate="%{y}: %{x:.3g}<extra></extra>",
                       name=name_)
     fig.update_layout(height=230, xaxis=dict(range=[0, max(vals + [1e-12]) * 1.1], title=dict(text=name_)))
-    add_meta(fig, view=view_stamp(run, _block_value(block, name), layer, head), measure=ml.measure)
+    add_meta(fig, view=view_stamp(run, sel.held, layer, head), measure=ml.measure)
     who = (f"layers 0–{layer}, heads averaged" if not ml.per_head else
            ("mean of all heads" if head == MEAN else f"L{layer} H{head}"))
     return {"figure": fig, "rows": rows, "mean": head == MEAN, "measure": ml,

@@ -3,6 +3,7 @@
 second forward pass. The attention measures are the heatmap card's (models/measure_views.py).
 
     model_view_figure(store, layer, head) -> (figure, note)
+    model_view_off() -> (figure, note)   while the card's switch is off (nothing computed)
 """
 from __future__ import annotations
 
@@ -48,3 +49,10 @@ def model_view_figure(store: dict | None, layer, head):
     note = (f"All {L} layers × {H} heads, raw weights, {n_tokens} tokens ({meta['thumb_tokens']} per side"
             f"{pooled}; one colour scale 0–1). Hover outlines the head everywhere; click shows it.")
     return fig, note
+
+
+def model_view_off():
+    """(figure, note) while the model view's switch is off: nothing is computed (a new text rebuilds
+    only the shown layer; the model view would rebuild all L x H heads)."""
+    return (figures.empty_figure("Switch on “Draw every layer × head” to draw the model view"),
+            "Off: the model view rebuilds every head of every layer from the run, so it is drawn only on request.")

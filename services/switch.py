@@ -19,24 +19,21 @@ from __future__ import annotations
 
 from dashboard import cards, figures, measure_card
 from services import panels, textview
-from services.views import MEAN, clamp_selection, parse_block
+from services.views import MEAN, selection_of
 
 
-def _heads(run, block, layer) -> tuple[str, int, list]:
-    name, _ = parse_block(run, block)
-    layer, _ = clamp_selection(run, name, layer, 0)
-    return name, layer, [str(h) for h in range(run.block(name).n_heads)] + [MEAN]
-
-
-def _block_value(block, name: str) -> str:
-    return block if isinstance(block, str) and block else name
+def _heads(run, block, layer):
+    """(the page's Selection with head 0, every head's value: "0".."H-1" and "mean")."""
+    sel = selection_of(run, block, layer, 0)
+    return sel, [str(h) for h in range(run.block(sel.block).n_heads)] + [MEAN]
 
 
 def inspector_layer(run, block, layer, query, slider, measure=None) -> dict:
     """Top keys of the inspected query for every head of the layer and their mean (see module doc);
     measure: a models.measure_views.MeasureLayer (the top keys under it, issue 13) or None (raw)."""
-    name, layer, heads = _heads(run, block, layer)
-    view = panels.view_stamp(run, _block_value(block, name), layer)
+    sel, heads = _heads(run, block, layer)
+    layer = sel.layer
+    view = panels.view_stamp(run, sel.held, layer)
     out = {"view": view, "heads": heads, "tables": [], "titles": []}
     bars, figs = [], []
     for h in heads:
@@ -61,12 +58,13 @@ def inspector_layer(run, block, layer, query, slider, measure=None) -> dict:
 def text_view_layer(run, block, layer, query, slider, measure=None) -> dict:
     """The text view of the inspected query for every head of the layer and their mean (under
     `measure` when one is given, as services.textview)."""
-    name, layer, heads = _heads(run, block, layer)
+    sel, heads = _heads(run, block, layer)
+    layer = sel.layer
     out = None
     for h in heads:
         p = textview.text_view_payload(run, block, layer, h, query, slider, measure)
         if out is None:
-            out = {"view": panels.view_stamp(run, _block_value(block, name), layer), "tokens": p["tokens"],
+            out = {"view": panels.view_stamp(run, sel.held, layer), "tokens": p["tokens"],
                    "query": p["query"], "heads": heads, "weights": [], "titles": [], "notes": []}
         out["weights"].append(p["weights"])
         out["titles"].append(p["title"])

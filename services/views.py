@@ -67,18 +67,6 @@ def selection_of(run: AttentionRun, block, layer, head, query=None) -> Selection
     return select(block_sizes(run), run.main.name, block, layer, head, query)
 
 
-# deprecated: the pre-Selection helpers, kept only until the branches written against them (issues 13,
-# 15) are merged; new code uses selection_of
-def parse_block(run: AttentionRun, choice) -> tuple[str, str | None]:
-    sel = selection_of(run, choice, None, None)
-    return sel.block, sel.pair
-
-
-def clamp_selection(run: AttentionRun, block: str, layer, head) -> tuple[int, int | str]:
-    b = run.block(block)
-    return clamp_to(b.n_layers, b.n_heads, layer, head)
-
-
 # ---- one head (or the mean of a layer's heads) --------------------------------------------------
 @dataclass(frozen=True)
 class HeadView:

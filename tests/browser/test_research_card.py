@@ -46,6 +46,9 @@ def _click_el(page, el):
 def test_model_view_click_shows_the_head(page):
     # the model view: clicking the thumbnail of L1 H5 shows that head (the page's dropdowns, the heatmap)
     open_page(page)
+    until(lambda: _meta(page, R.MODEL_VIEW).get("kind") == "empty", TIMEOUT, what="the model view's placeholder")
+    assert "Off" in text_of(page, R.MODEL_VIEW_NOTE)  # nothing computed until asked for
+    _click_el(page, page.find_element(f"#{R.MODEL_VIEW_ON}"))
     until(lambda: _meta(page, R.MODEL_VIEW).get("kind") == "model_view", TIMEOUT, what="the model view")
     from selenium.webdriver.common.action_chains import ActionChains
 
