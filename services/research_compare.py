@@ -1,9 +1,10 @@
 """Compare two runs side by side: the page's run (A) and a second text and/or model (B), or the
 same text under the pruning card's head mask (B = the pruned run), raw weights of the page's
 layer and head (or mean of heads), and their difference B − A when both runs have the same
-tokens (same text on two models that share a tokenizer, the same text under two masks, or the
-same model and text: a zero map). Both sides come from the run service (the page's capture and
-cache: B = A reads the page's run twice, no forward pass).
+tokens (same text on two models that share a tokenizer, the same text under two masks, or two
+texts that tokenise alike). Both sides come from the run service (the page's capture and cache).
+B = A (the page's own text and model, no mask) is "nothing to compare" and computes nothing: it
+would cost three T x T figures per new text for a map of zeros.
 
     compare_view(store, text_b, model_b, layer, head, mask=None) -> {"a", "b", "diff", "note"}
 
@@ -67,6 +68,10 @@ def compare_view(store, text_b, model_b, layer, head, mask=None) -> dict:
         if pruned is None:
             raise PanelError("“B under the pruning card's mask”: choose heads to prune in the pruning card first.")
         model_b, text_b, same_text = info.model, r["text"], True  # one text under two masks
+    if pruned is None and same_text and model_b == info.model:  # B = A: a zero map, not worth drawing
+        empty = figures.empty_figure("Type text B, choose model B, or compare under the pruning mask")
+        return {"a": empty, "b": empty, "diff": empty,
+                "note": "Nothing to compare yet: B is the page's own text and model (its difference is 0)."}
     a, la, lay, hd, causal_a = _run_side(info.model, r["text"], r.get("text_pair"), r.get("max_tokens"), layer, head)
     if pruned is None:
         b, lb, lay_b, hd_b, causal_b = _run_side(model_b, text_b, r.get("text_pair") if same_text else None,

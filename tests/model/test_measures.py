@@ -130,9 +130,11 @@ def test_compare_two_texts_and_the_same_text(minilm):
 
     req = service.RunRequest.create("all-MiniLM-L6-v2", TEXT)
     store = {"request": req.to_dict(), "summary": service.get_run(req).summary()}
-    same = rc.compare_view(store, "", "all-MiniLM-L6-v2", "2", "3")
-    assert same["diff"].layout.meta["kind"] == "difference"
-    assert np.abs(np.array(same["diff"].data[0].z, dtype=float)).max() == 0
+    same = rc.compare_view(store, "", "all-MiniLM-L6-v2", "2", "3")  # B = A: nothing computed
+    assert "Nothing to compare" in same["note"] and same["diff"].layout.meta["kind"] == "empty"
+    cased = rc.compare_view(store, TEXT.upper(), "all-MiniLM-L6-v2", "2", "3")  # uncased: the same tokens
+    assert cased["diff"].layout.meta["kind"] == "difference"
+    assert np.abs(np.array(cased["diff"].data[0].z, dtype=float)).max() < 1e-6
     other = rc.compare_view(store, PAIR, "no-such-model", "2", "mean")  # unknown model: the page's
     assert other["diff"].layout.meta["kind"] == "empty" and "differ" in other["note"]
     b = measures.compute(minilm, PAIR).matrix("raw", 2, None)
