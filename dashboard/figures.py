@@ -221,7 +221,8 @@ def heatmap(weights, queries: Sequence[str], keys: Sequence[str], *, color_scale
             show_values: bool | None = None, causal: bool = False, boundary: int | None = None,
             title: str = "", highlight: tuple[int | None, int | None] | None = None,
             zmax: float | str | None = None, square: bool = True, uirevision=None,
-            x_title: str = "attends to (key)", y_title: str = "attends from (query)") -> go.Figure:
+            x_title: str = "attends to (key)", y_title: str = "attends from (query)",
+            with_z: bool = True) -> go.Figure:
     """Attention weights of one head (or a mean of heads) as a heatmap.
 
     weights: float [Tq, Tk] (float16 fine), rows = query tokens ("attends from", y, top to
@@ -241,6 +242,8 @@ def heatmap(weights, queries: Sequence[str], keys: Sequence[str], *, color_scale
     square: square cells (y scaleanchor x, axes constrained to their domain).
     uirevision: layout.uirevision; default derived from the labels, so zoom survives a
       change of head / layer / colour scale but resets for a new text.
+    with_z: False leaves z empty (the caller sends the matrix as bytes, dashboard/transport.py):
+      plotly copies and validates a 500 x 500 z cell by cell, ~40 % of the heatmap request.
 
     Hover: "from 3 (the) → to 5 (cat): 0.512". Above MAX_TICK_LABELS (80) tokens an axis
     labels every n-th token (on overlay axes x2/y2 driven by an empty trace), while the
@@ -261,7 +264,7 @@ def heatmap(weights, queries: Sequence[str], keys: Sequence[str], *, color_scale
 
     qlab, klab = _labels(queries), _labels(keys)
     trace = go.Heatmap(
-        z=rounded_array(w),
+        z=rounded_array(w) if with_z else [],
         x0=0, dx=1, y0=0, dy=1,
         zmin=0.0, zmax=zmax, zauto=False,
         colorscale=_scale(color_scale),

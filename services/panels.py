@@ -302,7 +302,8 @@ def heatmap_payload(run: AttentionRun, block, layer, head, slider, color_scale, 
     fig = figures.heatmap(np.nan_to_num(mats[i]), [q_tokens[j].label for j in q_pos],
                           [k_tokens[j].label for j in k_pos], color_scale=color_scale,
                           show_values=show_values_flag(show_values, max(len(q_pos), len(k_pos))),
-                          causal=False, boundary=None if win else boundary, zmax=zmaxes[i], uirevision=uirev)
+                          causal=False, boundary=None if win else boundary, zmax=zmaxes[i], uirevision=uirev,
+                          with_z=False)  # z travels as bytes (enc)
     fig.data[0].hovertemplate = fig.data[0].hovertemplate.replace("<extra>", f" ({detail})<extra>")
     if ml is not None:
         fig.data[0].hovertemplate = measure_view.hovertemplate(ml, detail)
