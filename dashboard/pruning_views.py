@@ -13,6 +13,7 @@ Shapes:
 """
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import numpy as np
@@ -155,10 +156,13 @@ def loss_note(loss_name: str, corpus_label: str) -> str:
             f"{corpus_label} (Michel, Levy & Neubig 2019).")
 
 
-def progress_reporter(set_progress: Callable | None, what: str,
-                      unit: str = "steps") -> Callable[[int, int], None]:
+def progress_reporter(set_progress: Callable | None, what: str, unit: str = "steps", *,
+                      eta: bool = False) -> Callable[[int, int], None]:
     """An engine progress(done, total) callback that drives a dbc.Progress and the text beside it:
-    set_progress((value %, "importance: 3 of 4 steps (75%)")), only when the numbers change."""
+    set_progress((value %, "importance: 3 of 4 steps (75%)")), only when the numbers change.
+    eta: also the time left from the pace so far (", about 2.5 min left"), sent when the percentage
+    changes (and at the end)."""
+    t0 = time.perf_counter()
     last = [None]
 
     def report(done: int, total: int) -> None:
@@ -166,9 +170,15 @@ def progress_reporter(set_progress: Callable | None, what: str,
             return
         done = max(0, min(int(done), int(total)))
         pct = int(100 * done / total)
-        if (done, total) != last[0]:
-            last[0] = (done, total)
-            set_progress((pct, f"{what}: {done} of {total} {unit} ({pct}%)"))
+        key = pct if eta else (done, total)
+        if key == last[0] and not (eta and done == total):
+            return
+        last[0] = key
+        left = ""
+        if eta and done:
+            secs = (time.perf_counter() - t0) / done * (total - done)
+            left = f", about {secs / 60:.1f} min left" if secs >= 60 else f", about {secs:.0f} s left"
+        set_progress((pct, f"{what}: {done} of {total} {unit} ({pct}%){left}"))
     return report
 
 

@@ -10,13 +10,13 @@ greedy order) is services/research_pruning.py.
 """
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import numpy as np
 import plotly.graph_objects as go
 
 from dashboard import figures
+from dashboard.pruning_views import progress_reporter
 
 DEFAULT_METHODS = ("loss-gradient", "output-sensitivity", "output-sensitivity-iterative")
 METHOD_LABELS = {
@@ -70,24 +70,8 @@ def greedy_note(cost: dict | None) -> str:
 
 
 def eta_reporter(set_progress: Callable | None, what: str) -> Callable[[int, int], None]:
-    """progress(done, total) -> set_progress((%, "what: done of total (p%), ~m min left"))."""
-    t0 = time.perf_counter()
-    last = [None]
-
-    def report(done: int, total: int) -> None:
-        if set_progress is None or total <= 0:
-            return
-        done = max(0, min(int(done), int(total)))
-        pct = int(100 * done / total)
-        if pct == last[0] and done != total:
-            return
-        last[0] = pct
-        left = ""
-        if done:
-            secs = (time.perf_counter() - t0) / done * (total - done)
-            left = f", about {secs / 60:.1f} min left" if secs >= 60 else f", about {secs:.0f} s left"
-        set_progress((pct, f"{what}: {done} of {total} steps ({pct}%){left}"))
-    return report
+    """progress(done, total) -> set_progress((%, "what: done of total steps (p%), about m min left"))."""
+    return progress_reporter(set_progress, what, eta=True)
 
 
 def _rgba(hex_color: str, alpha: float) -> str:

@@ -23,16 +23,7 @@ loaded model is never changed.
     pruning_curve(loaded, pairs)                           -> CurveResult (metric vs share pruned)
     cached_importance / cached_ablation / cached_curve     -> the same, through models.cache JSON
 
-The task loss (what "importance" is importance *for*):
-
-* sentence-embedding model (`loaded.head == "none"`, e.g. all-MiniLM-L6-v2): the loss the model
-  was trained with, in-batch contrastive MultipleNegativesRanking / InfoNCE over sentence pairs:
-  embeddings e = mean_pool(last_hidden_state) (L2-normalised), logits 20 * cos(a_i, b_j),
-  cross-entropy with target j = i. (A "distance to the unpruned output" loss has zero gradient
-  at ξ = 1 and cannot rank heads.)
-* "causal-lm": next-token cross-entropy; "masked-lm": cross-entropy on 15% of the (non-special)
-  tokens replaced by [MASK], chosen deterministically per text from `seed`; "seq2seq-lm":
-  cross-entropy of the target given the source (pair a -> b; a lone text is its own target).
+The task loss (what "importance" is importance *for*) is described in models.losses.
 
 Importance (Michel, Levy & Neubig 2019, "Are Sixteen Heads Really Better than One?"): gates
 ξ[L,H] = 1 with requires_grad multiply each head's output; one backward pass per batch gives
