@@ -16,39 +16,40 @@ from models.errors import PanelError
 from services import panels
 
 
-def register(app) -> None:
-    @app.callback(
-        Output(ids.DOWNLOAD_CSV, "data"),
-        Input(ids.CSV_BUTTON, "n_clicks"),
-        State(ids.RUN, "data"), State(ids.BLOCK, "value"), State(ids.LAYER, "value"), State(ids.HEAD, "value"),
-        State(ids.TEMPERATURE, "value"), State(ids.MEASURE, "value"),
-        prevent_initial_call=True,
-    )
-    @guarded("preparing the CSV")
-    def download_csv(n_clicks, store, block, layer, head, slider, measure):
-        if not n_clicks:
-            raise PreventUpdate
-        p = panels.heatmap_export(run_of(store), block, layer, head, slider, measure_of(store, layer, measure))
-        text = export.matrix_csv(p["matrix"], p["query_labels"], p["key_labels"], query_positions=p["query_positions"],
-                                 key_positions=p["key_positions"], meta=p["meta"],
-                                 significant=6 if p["measured"] else None)
-        return dcc.send_string(text, p["stem"] + ".csv")
+def _matrix_csv(p: dict) -> str:
+    return export.matrix_csv(p["matrix"], p["query_labels"], p["key_labels"], query_positions=p["query_positions"],
+                             key_positions=p["key_positions"], meta=p["meta"], significant=6 if p["measured"] else None)
 
+
+def _matrix_json(p: dict) -> str:
+    return export.matrix_json(p["matrix"], p["query_labels"], p["key_labels"], p["query_positions"],
+                              p["key_positions"], meta={"title": p["title"], **p["meta"]})
+
+
+# the shown matrix: (download store, button, what the error message names, extension, writer)
+MATRIX_DOWNLOADS = ((ids.DOWNLOAD_CSV, ids.CSV_BUTTON, "preparing the CSV", "csv", _matrix_csv),
+                    (ids.DOWNLOAD_JSON, ids.JSON_BUTTON, "preparing the JSON", "json", _matrix_json))
+
+
+def _register_matrix_download(app, download, button, what, ext, write) -> None:
     @app.callback(
-        Output(ids.DOWNLOAD_JSON, "data"),
-        Input(ids.JSON_BUTTON, "n_clicks"),
+        Output(download, "data"),
+        Input(button, "n_clicks"),
         State(ids.RUN, "data"), State(ids.BLOCK, "value"), State(ids.LAYER, "value"), State(ids.HEAD, "value"),
         State(ids.TEMPERATURE, "value"), State(ids.MEASURE, "value"),
         prevent_initial_call=True,
     )
-    @guarded("preparing the JSON")
-    def download_json(n_clicks, store, block, layer, head, slider, measure):
+    @guarded(what)
+    def download_matrix(n_clicks, store, block, layer, head, slider, measure):
         if not n_clicks:
             raise PreventUpdate
         p = panels.heatmap_export(run_of(store), block, layer, head, slider, measure_of(store, layer, measure))
-        text = export.matrix_json(p["matrix"], p["query_labels"], p["key_labels"], p["query_positions"],
-                                  p["key_positions"], meta={"title": p["title"], **p["meta"]})
-        return dcc.send_string(text, p["stem"] + ".json")
+        return dcc.send_string(write(p), p["stem"] + "." + ext)
+
+
+def register(app) -> None:
+    for spec in MATRIX_DOWNLOADS:
+        _register_matrix_download(app, *spec)
 
     @app.callback(
         Output(ids.DOWNLOAD_GRID, "data"),
