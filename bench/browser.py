@@ -118,23 +118,31 @@ def _wait(driver, script: str, timeout: float, *args):
     raise TimeoutError(script)
 
 
-def hover(url: str, tokens: int = 128, cells: int = 100) -> dict:
-    from selenium.webdriver.common.action_chains import ActionChains
+def _open_and_run(driver, url: str, tokens: int, script_timeout: float = 120) -> None:
+    """Open the page, run a text of `tokens` tokens, and wait until its heatmap is drawn
+    (resource timing buffer enlarged first, so every callback request of the run is counted)."""
     from selenium.webdriver.common.by import By
 
     from bench.engine import text_with_tokens
 
-    text = text_with_tokens(tokens)
+    driver.set_script_timeout(script_timeout)
+    driver.get(url)
+    _wait(driver, "return !!document.getElementById('text-input') && !!window.dash_clientside"
+                  " && !!window.dash_clientside.set_props && !!window.dash_clientside.hover", 60)
+    driver.execute_script("performance.setResourceTimingBufferSize(10000);")
+    _set_text(driver, driver.find_element(By.ID, "text-input"), text_with_tokens(tokens))
+    driver.find_element(By.ID, "run-button").click()
+    _wait(driver, "const H = window.dash_clientside.hover; const g = H.graphDiv(H.IDS.heatmap);"
+                  "return g && g.layout && g.layout.meta && g.layout.meta.rows === arguments[0];", 120, tokens)
+
+
+def hover(url: str, tokens: int = 128, cells: int = 100) -> dict:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
     driver = make_driver()
     try:
-        driver.set_script_timeout(120)
-        driver.get(url)
-        _wait(driver, "return !!document.getElementById('text-input') && !!window.dash_clientside"
-                      " && !!window.dash_clientside.hover", 60)
-        _set_text(driver, driver.find_element(By.ID, "text-input"), text)
-        driver.find_element(By.ID, "run-button").click()
-        _wait(driver, "const H = window.dash_clientside.hover; const g = H.graphDiv(H.IDS.heatmap);"
-                      "return g && g.layout && g.layout.meta && g.layout.meta.rows === arguments[0];", 120, tokens)
+        _open_and_run(driver, url, tokens)
         time.sleep(1.0)  # let the other panels settle
         driver.execute_script(WRAP_FETCH)
         drag = driver.find_element(By.CSS_SELECTOR, "#heatmap-graph .nsewdrag")  # the plotting area
@@ -188,21 +196,9 @@ return performance.getEntriesByType('resource')
 def head_switch(url: str, tokens: int = 200, head: str = "5") -> dict:
     """Bytes Chromium receives for one head switch (Resource Timing of every callback request it
     causes): transferSize (headers + compressed body), encoded and decoded body sizes."""
-    from selenium.webdriver.common.by import By
-
-    from bench.engine import text_with_tokens
-
-    text = text_with_tokens(tokens)
     driver = make_driver()
     try:
-        driver.get(url)
-        _wait(driver, "return !!document.getElementById('text-input') && !!window.dash_clientside"
-                      " && !!window.dash_clientside.set_props", 60)
-        driver.execute_script("performance.setResourceTimingBufferSize(10000);")
-        _set_text(driver, driver.find_element(By.ID, "text-input"), text)
-        driver.find_element(By.ID, "run-button").click()
-        _wait(driver, "const H = window.dash_clientside.hover; const g = H.graphDiv(H.IDS.heatmap);"
-                      "return g && g.layout && g.layout.meta && g.layout.meta.rows === arguments[0];", 120, tokens)
+        _open_and_run(driver, url, tokens)
         _settle(driver)
         before = driver.execute_script("return document.querySelector('#heatmap-title').textContent;")
         driver.execute_script("performance.clearResourceTimings();")
@@ -258,22 +254,9 @@ let want = null;
 
 
 def head_switch_drawn(url: str, tokens: int = 200, switches: int = 15) -> dict:
-    from selenium.webdriver.common.by import By
-
-    from bench.engine import text_with_tokens
-
-    text = text_with_tokens(tokens)
     driver = make_driver()
     try:
-        driver.set_script_timeout(300)
-        driver.get(url)
-        _wait(driver, "return !!document.getElementById('text-input') && !!window.dash_clientside"
-                      " && !!window.dash_clientside.set_props", 60)
-        driver.execute_script("performance.setResourceTimingBufferSize(10000);")
-        _set_text(driver, driver.find_element(By.ID, "text-input"), text)
-        driver.find_element(By.ID, "run-button").click()
-        _wait(driver, "const H = window.dash_clientside.hover; const g = H.graphDiv(H.IDS.heatmap);"
-                      "return g && g.layout && g.layout.meta && g.layout.meta.rows === arguments[0];", 120, tokens)
+        _open_and_run(driver, url, tokens, script_timeout=300)
         _settle(driver, quiet=5.0, timeout=180)  # the run's own requests (research card: seconds) done
         driver.execute_script("window.scrollTo(0, 0); performance.clearResourceTimings();")
         driver.execute_script(WRAP_FETCH)
