@@ -58,9 +58,10 @@ def compare_view(store, text_b, model_b, layer, head, mask=None) -> dict:
     r = info.request
     if model_b not in registry.model_names():
         model_b = info.model
-    text_b = text_b.strip() if isinstance(text_b, str) and text_b.strip() else r["text"]
-    if len(text_b) > MAX_TEXT_CHARS:
+    typed = text_b.strip() if isinstance(text_b, str) else ""
+    if len(typed) > MAX_TEXT_CHARS:  # only what the user typed as B; an empty B is the page's own text
         raise PanelError(f"Text B is longer than {MAX_TEXT_CHARS} characters.")
+    text_b = typed or r["text"]
     same_text = text_b == r["text"]
     pruned = None
     if mask is not None:

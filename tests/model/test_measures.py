@@ -163,3 +163,18 @@ def test_model_view_reads_the_run_not_a_second_forward(minilm, monkeypatch):
     r0, c0 = 1 * (t + 1), 2 * (t + 1)
     np.testing.assert_allclose(z[r0:r0 + want.shape[0], c0:c0 + want.shape[1]], want, atol=2e-3)
     assert meta["selected"] == [1, 2]
+
+
+def test_compare_of_a_long_page_text_with_b_empty_is_not_an_error(minilm):
+    """B left empty means the page's own text, whatever its length: nothing to compare, no error
+    about text B (the page's text may be far longer than B's limit)."""
+    from dashboard.research_compare import MAX_TEXT_CHARS
+    from models import service
+    from services import research_compare as rc
+
+    long_text = " ".join(["word"] * (MAX_TEXT_CHARS // 4))
+    req = service.RunRequest.create("all-MiniLM-L6-v2", long_text)
+    store = {"request": req.to_dict(), "summary": service.get_run(req).summary()}
+    assert "Nothing to compare" in rc.compare_view(store, "", "all-MiniLM-L6-v2", "0", "0")["note"]
+    with pytest.raises(Exception, match="Text B is longer"):
+        rc.compare_view(store, "x" * (MAX_TEXT_CHARS + 1), "all-MiniLM-L6-v2", "0", "0")
