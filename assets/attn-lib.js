@@ -17,6 +17,9 @@
  *     heatmapCell(hover, g, sameHead) {row, col, rows, cols} the hover store points at in heatmap
  *                               g (pooled overviews: the block holding the position), or null;
  *                               sameHead: only when g shows the hovered layer and head
+ *     headSwitch()              the running clientside callback was caused by the head dropdown alone
+ *     afterPaint(fn)            a promise of fn() after the next painted frame (120 ms at most)
+ *     deferOnHeadSwitch(fn)     fn as a callback whose work waits for that frame on a head switch
  *     outline(figure, layer, head, block, run)  a grid / small-multiples figure with the page's
  *                               head outlined (shape "selected"), a copy; see assets/consistency.js
  *   attn.state.hover = {hover, cell}        the last hover store value and the heatmap cell it
@@ -181,7 +184,44 @@
         return {data: figure.data, layout: layout, frames: figure.frames};
     }
 
+    // ---- a head switch: the heatmap first, everything else after it is on screen ----------------
+    /* Was the running clientside callback caused by the head dropdown alone (a switch within the
+       layer the page holds)? Read synchronously: Dash's callback_context lives only during the call. */
+    function headSwitch() {
+        var cc = window.dash_clientside.callback_context;
+        var t = (cc && cc.triggered) || [];
+        return t.length === 1 && !!t[0] && t[0].prop_id === attn.ids.HEAD + ".value";
+    }
+
+    /* A promise of fn() run after the next frame has been painted (or after 120 ms, whichever is
+       first: a hidden tab paints no frames). Dash waits for a clientside callback's promise. */
+    function afterPaint(fn) {
+        return new Promise(function (resolve, reject) {
+            var done = false;
+            function go() {
+                if (done) { return; }
+                done = true;
+                try { resolve(fn()); } catch (e) { reject(e); }
+            }
+            window.requestAnimationFrame(function () { setTimeout(go, 0); });
+            setTimeout(go, 120);
+        });
+    }
+
+    /* fn as a clientside callback whose work waits for the next paint when a head switch caused it:
+       heatmap.js draws the new head at once, and the other panels' redraws (and Dash's commit of
+       them, one React update for the whole page) come a frame later instead of holding it back
+       (bench/browser.py head_switch_drawn). Any other cause runs fn at once. */
+    function deferOnHeadSwitch(fn) {
+        return function () {
+            var self = this, args = arguments;
+            if (!headSwitch()) { return fn.apply(self, args); }
+            return afterPaint(function () { return fn.apply(self, args); });
+        };
+    }
+
     attn.lib = {
+        headSwitch: headSwitch, afterPaint: afterPaint, deferOnHeadSwitch: deferOnHeadSwitch,
         NU: NU, graphDiv: graphDiv, meta: meta, point: point, intOrNull: intOrNull, unescapeLabel: unescapeLabel,
         setHoverShapes: setHoverShapes, crossShapes: crossShapes, heatmapCell: heatmapCell, outline: outline
     };

@@ -186,8 +186,9 @@
 
     window.dash_clientside = window.dash_clientside || {};
     window.dash_clientside.view = {
-        writeUrl: writeUrl, follow: follow,
-        current: current, applyRun: applyRun, gateGrid: gateGrid, gateOverview: gateOverview,
-        gateInspector: gateInspector, badges: badges
+        writeUrl: writeUrl, follow: attn.lib.deferOnHeadSwitch(follow),
+        current: current, applyRun: applyRun, gateGrid: attn.lib.deferOnHeadSwitch(gateGrid),
+        gateOverview: attn.lib.deferOnHeadSwitch(gateOverview),
+        gateInspector: attn.lib.deferOnHeadSwitch(gateInspector), badges: badges
     };
 }());

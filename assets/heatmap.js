@@ -67,6 +67,25 @@
         window.dash_clientside.set_props(attn.ids.HEATMAP_FETCH, {data: {head: want, layer: payload.layer, n: Date.now()}});
     }
 
+    /* A head switch is drawn into the graph at once; Dash gets the same outputs after that frame is
+       painted (attn.lib.afterPaint), as do the other panels (attn.lib.deferOnHeadSwitch): before,
+       Dash committed every panel's outputs in one React update and the heatmap showed ~300 ms
+       after the switch (bench/browser.py head_switch_drawn). The same figure object goes to Dash,
+       so the graph's own redraw finds its arrays unchanged and the figure prop stays the truth.
+       Of two quick switches, only the later hands its outputs to Dash (seq), so the earlier head
+       is never drawn again over it. */
+    var seq = 0;
+
+    function drawNow(fig, out) {
+        var g = attn.lib.graphDiv(attn.ids.HEATMAP);
+        if (!g || !g._fullLayout || !window.Plotly) { return out; }
+        try { window.Plotly.react(g, fig.data, fig.layout); } catch (e) { return out; }  // Dash draws it
+        var mine = ++seq;
+        return attn.lib.afterPaint(function () {
+            return mine === seq ? out : out.map(NU);
+        });
+    }
+
     function draw(payload, head, run, block, layer) {
         var none = [NU(), NU(), NU()].concat(STATS.map(NU));
         if (!payload || !payload.figure || !payload.matrix) { return none; }
@@ -93,9 +112,11 @@
         if (payload.view) { meta.view = Object.assign({}, payload.view, {head: want}); }
         fig.layout.meta = meta;
         var stats = (payload.stats && payload.stats[i]) || {};
-        return [fig, payload.titles[i], payload.note || ""].concat(STATS.map(function (k) {
+        var out = [fig, payload.titles[i], payload.note || ""].concat(STATS.map(function (k) {
             return stats[k] === undefined ? NU() : stats[k];
         }));
+        if (!attn.lib.headSwitch()) { seq++; return out; }
+        return drawNow(fig, out);
     }
 
     function num(x) { return typeof x === "number" && isFinite(x) ? x : null; }

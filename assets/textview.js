@@ -80,5 +80,5 @@
     }
 
     window.dash_clientside = window.dash_clientside || {};
-    window.dash_clientside.textview = {render: render, BOX: BOX};
+    window.dash_clientside.textview = {render: attn.lib.deferOnHeadSwitch(render), BOX: BOX};
 }());
