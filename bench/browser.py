@@ -16,7 +16,11 @@ real app served by gunicorn on loopback:
                  the page shows it (heatmap, inspector, text view, grid outline); the callback
                  requests sent meanwhile (target 0) and p50 / max of each (target <= 100 ms drawn).
 
-    python bench/browser.py            # starts its own server
+    head_switch_long(url)  2,048 tokens on a long-context Llama-shaped model built here (long_model):
+                 per head switch the server sends the new head's pooled overview; time until it is
+                 drawn (target <= 500 ms) and bytes received (target <= 1 MB)
+
+    python bench/browser.py [name ...]  # starts its own server; all benchmarks, or those named
 """
 from __future__ import annotations
 
@@ -276,6 +280,91 @@ def head_switch_drawn(url: str, tokens: int = 200, switches: int = 15) -> dict:
             "browser_errors": len(logs)}
 
 
+def long_model(folder: str) -> dict:
+    """A long-context Llama-shaped model (rotary, grouped-query: 2 layers, 4 heads of 64, 2 kv heads,
+    random weights) saved with the embedded tokenizer as an ordinary Hugging Face folder: the env
+    that serves it as "bench-long" (ATTN_MODELS)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from models import loader
+
+    tok = loader.get_loaded("all-MiniLM-L6-v2").tokenizer
+    torch.manual_seed(5)
+    cfg = AutoConfig.for_model("llama", vocab_size=len(tok), hidden_size=256, intermediate_size=512,
+                               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                               max_position_embeddings=4096, bos_token_id=101, eos_token_id=102)
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return {"ATTN_MODELS": f"bench-long={folder}"}
+
+
+TIME_LONG_SWITCH = """
+const done = arguments[arguments.length - 1];
+const heads = arguments[0];
+const A = window.dash_clientside.attn;
+const g = A.lib.graphDiv(A.ids.HEATMAP);
+(async function () {
+  const drawn = [];
+  try {
+    for (const h of heads) {
+      const t0 = performance.now();
+      window.dash_clientside.set_props(A.ids.HEAD, {value: String(h)});
+      for (;;) {  // drawn: the first animation frame that starts with the new head's overview
+        await new Promise(res => requestAnimationFrame(() => res()));
+        if (g.layout.meta.head === h && g.layout.meta.pooled) { break; }
+        if (performance.now() - t0 > 20000) { throw new Error("head " + h + " not drawn after 20 s"); }
+      }
+      drawn.push(performance.now() - t0);
+      await new Promise(res => setTimeout(res, 300));
+    }
+    done({drawn: drawn, rows: g.layout.meta.rows});
+  } catch (e) { done({error: String(e)}); }
+})();
+"""
+
+
+def head_switch_long(url: str, tokens: int = 2048, switches: int = 9) -> dict:
+    """Head switches at `tokens` tokens on the "bench-long" model (long_model): the browser holds a
+    pooled overview of one head and fetches each new head from the server (one request, Q/K -> the
+    head's weights -> block max). Per switch: from the switch until the first animation frame that
+    starts with the new head's overview in the graph (target <= 500 ms), and the bytes received
+    (Resource Timing of every callback request; target <= 1 MB)."""
+    from selenium.webdriver.common.by import By
+
+    words = ["cat", "dog", "sat", "on", "the", "mat", "and", "ran", "to", "house"]
+    text = " ".join(words[i % len(words)] for i in range(tokens - 2))  # + [CLS] and [SEP]
+    driver = make_driver()
+    try:
+        driver.set_script_timeout(300)
+        driver.get(url + "/?model=bench-long&layer=1&head=0")
+        _wait(driver, "return !!document.getElementById('text-input') && !!window.dash_clientside"
+                      " && !!window.dash_clientside.set_props", 60)
+        driver.execute_script("performance.setResourceTimingBufferSize(10000);")
+        _set_text(driver, driver.find_element(By.ID, "text-input"), text)
+        driver.find_element(By.ID, "run-button").click()
+        _wait(driver, "const A = window.dash_clientside.attn; const g = A.lib.graphDiv(A.ids.HEATMAP);"
+                      "return g && g.layout && g.layout.meta && g.layout.meta.pooled && g.layout.meta.head === 0;",
+              180)
+        _settle(driver, quiet=3.0, timeout=180)
+        driver.execute_script("window.scrollTo(0, 0); performance.clearResourceTimings();")
+        heads = [(1 + i) % 4 for i in range(switches)]  # 1, 2, 3, 0, 1, ...: always another head
+        timing = driver.execute_async_script(TIME_LONG_SWITCH, heads)
+        if "error" in timing:
+            raise RuntimeError(timing["error"])
+        entries = _settle(driver)
+        logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    finally:
+        driver.quit()
+    drawn = timing["drawn"]
+    n = len(drawn)
+    return {"tokens": tokens, "overview": f"{timing['rows']}x{timing['rows']}", "switches": n,
+            "requests_per_switch": len(entries) / n,
+            "received_bytes_per_switch": sum(e["transfer"] for e in entries) / n,
+            "decoded_bytes_per_switch": sum(e["decoded"] for e in entries) / n,
+            "drawn_ms": {"p50": statistics.median(drawn), "max": max(drawn)}, "browser_errors": len(logs)}
+
+
 def _settle(driver, quiet: float = 1.0, timeout: float = 30.0) -> list:
     """Wait until no callback request has started or ended for `quiet` seconds; the entries."""
     deadline = time.monotonic() + timeout
@@ -294,7 +383,10 @@ def _settle(driver, quiet: float = 1.0, timeout: float = 30.0) -> list:
 if __name__ == "__main__":
     from bench.local import LocalGunicorn
 
-    with LocalGunicorn(workers=1) as srv:
-        print(json.dumps(head_switch_drawn(srv.url), indent=1))
-        print(json.dumps(head_switch(srv.url), indent=1))
-        print(json.dumps(hover(srv.url), indent=1))
+    only = sys.argv[1:]  # names of the benchmarks to run (default: all)
+    with tempfile.TemporaryDirectory(prefix="attn-bench-long-") as folder:
+        env = long_model(folder) if not only or "head_switch_long" in only else {}
+        with LocalGunicorn(workers=1, env=env) as srv:
+            for fn in (head_switch_drawn, head_switch, hover, head_switch_long):
+                if not only or fn.__name__ in only:
+                    print(fn.__name__, json.dumps(fn(srv.url), indent=1))
