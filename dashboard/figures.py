@@ -668,7 +668,9 @@ def small_multiples(weights, *, titles: Sequence[str], selected: int | None = No
     meta = {"kind": "small_multiples", "panels": n, "rows": rows, "cols": cols,
             "tokens": [tq, tk], "shown": [nq, nk], "block": f,
             "selected": None if selected is None else int(selected)}
-    return _finish(fig, meta, title=title, uirevision="small-multiples:" + _digest(n, tq, tk))
+    # the top row's panel titles sit above their plots: room for them in the top margin
+    return _finish(fig, meta, title=title, uirevision="small-multiples:" + _digest(n, tq, tk),
+                   margin=dict(t=56 if title else 24))
 
 
 # ---- 4. top keys -----------------------------------------------------------------------------
@@ -823,6 +825,8 @@ def empty_figure(message: str = "") -> go.Figure:
         annotations=[dict(text=escape_label(message), x=0.5, y=0.5, xref="paper", yref="paper",
                           showarrow=False, font=dict(size=14, color="#6b7280"))],
         plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
+        # no tool bar floating over a placeholder (on a transparent paper Plotly draws it dark grey)
+        modebar=dict(bgcolor="rgba(0,0,0,0)", color="rgba(0,0,0,0)", activecolor="rgba(0,0,0,0)"),
     )
     return _finish(fig, {"kind": "empty", "message": str(message)})
 

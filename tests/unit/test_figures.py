@@ -432,6 +432,8 @@ def test_empty_figure_message_centred_axes_hidden():
     assert fj["layout"]["xaxis"]["visible"] is False and fj["layout"]["yaxis"]["visible"] is False
     assert fj["data"] == []
     assert fj["layout"]["meta"] == {"kind": "empty", "message": "No run yet"}
+    # a placeholder shows no tool bar: every colour of Plotly's mode bar is transparent
+    assert set(fj["layout"]["modebar"].values()) == {"rgba(0,0,0,0)"}
 
 
 # ---- every figure -----------------------------------------------------------------------------
