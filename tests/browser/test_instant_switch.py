@@ -15,7 +15,7 @@ import pytest
 from dashboard import ids, urlstate
 from dashboard import pruning_ids as P
 from models import attention, loader
-from tests.browser.helpers import (count_requests, heatmap_meta, heatmap_z, js, no_console_errors,
+from tests.browser.helpers import (count_requests, heatmap_meta, heatmap_z, holds, js, no_console_errors,
                                    open_page, requests_sent, select, shapes, text_of, until, wait_title)
 
 pytestmark = pytest.mark.browser
@@ -157,3 +157,28 @@ def test_head_switch_asks_nothing_and_layer_switch_asks_twice(page, text_and_run
         no_console_errors(page)
     finally:
         page.driver.set_window_size(size["width"], size["height"])
+
+
+def test_quick_head_switches_end_on_the_last_head(page, text_and_run):
+    """The heatmap draws a switch at once and hands Dash its outputs a frame later (assets/heatmap.js,
+    attn.lib.deferOnHeadSwitch): three switches within one frame, and two more a frame apart, end
+    with every panel on the last head (an earlier switch's late outputs never draw over it), still
+    with no request."""
+    text, run = text_and_run
+    open_page(page, text=text, layer=1, head=0)
+    check_head(page, run, 1, 0)
+    settle(page)
+    count_requests(page)
+    js(page, "var s = window.dash_clientside.set_props;"
+             "s(arguments[0], {value: '4'}); s(arguments[0], {value: '9'}); s(arguments[0], {value: '2'});", ids.HEAD)
+    check_head(page, run, 1, 2)
+    js(page, "var s = window.dash_clientside.set_props, id = arguments[0];"
+             "s(id, {value: '6'}); requestAnimationFrame(function () { s(id, {value: '10'}); });", ids.HEAD)
+    check_head(page, run, 1, 10)
+    settle(page)
+    # a late answer of an earlier switch would land within a few frames: none does
+    holds(lambda: heatmap_meta(page).get("head") == 10 and (text_of(page, ids.INSPECTOR_TITLE) or "").endswith("L1 H10"),
+          seconds=0.6, what="the last head stays drawn")
+    check_head(page, run, 1, 10)
+    assert requests_sent(page) == 0
+    no_console_errors(page)
