@@ -426,25 +426,6 @@ def _check_chunks(n_heads: int, tq: int, tk: int, causal: bool) -> tuple[int, in
     return heads, rows
 
 
-def top_k(w: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(values, indices) of the k largest entries along the last axis, largest first, as
-    torch.topk(w, k) gives them (ties: which of several equal values is picked is unspecified).
-
-    torch.topk on CPU takes a partial sort only when rows hold at least 64 k entries; shorter rows
-    go through a select that is slower than numpy's: at k = 8, 12 heads x 500 x 500 float32 take
-    21 ms in torch.topk and 10 ms here (argpartition, then a sort of the k), while at 512 keys
-    torch takes 8 ms. Top-k was the largest single cost of summarising a layer."""
-    n = w.shape[-1]
-    if k * 64 <= n or k >= n:
-        return torch.topk(w, k, dim=-1, sorted=True)
-    a = w.detach().numpy()
-    idx = np.argpartition(a, n - k, axis=-1)[..., n - k:]
-    vals = np.take_along_axis(a, idx, -1)
-    order = np.lexsort((idx, -vals), axis=-1)
-    return (torch.from_numpy(np.take_along_axis(vals, order, -1)),
-            torch.from_numpy(np.take_along_axis(idx, order, -1).astype(np.int64)))
-
-
 class _Summaries:
     """Per-query summaries of one layer, filled chunk by chunk (LayerSummary when done).
 
@@ -471,7 +452,7 @@ class _Summaries:
         so H = -sum w_j ln w_j = L - sum w_j s_j, and L = s_top - ln w_top from the row's top key."""
         c, r, width = w.shape
         hs, rs = slice(h0, h0 + c), slice(r0, r0 + r)
-        tv, ti = top_k(w, self.k)
+        tv, ti = torch.topk(w, self.k, dim=-1, sorted=True)
         self.top_w[hs, rs], self.top_i[hs, rs] = tv, ti
         if s is None:
             ent = torch.special.entr(w).sum(-1)  # -w ln w, 0 at 0

@@ -253,15 +253,3 @@ def test_any_head_order_and_rows_are_rebuilt_from_their_own_queries():
     np.testing.assert_allclose(store.weights(order).numpy(), w[order], atol=1e-3)
     np.testing.assert_allclose(store.weights(order, rows).numpy(), w[order][:, rows], atol=1e-3)
 
-
-@pytest.mark.parametrize("width", [3, 8, 200, 500, 512, 700])
-def test_top_k_is_torch_topk(width):
-    """The summaries' top keys (numpy's select below 64 k keys a row, torch.topk above) pick the same
-    keys and values in the same order as torch.topk (distinct random weights: no ties)."""
-    g = torch.Generator().manual_seed(width)
-    w = torch.softmax(torch.randn(3, 17, width, generator=g), -1)
-    k = min(8, width)
-    v, i = compact.top_k(w, k)
-    rv, ri = torch.topk(w, k, dim=-1)
-    assert v.dtype == rv.dtype and i.dtype == ri.dtype
-    assert torch.equal(v, rv) and torch.equal(i, ri)
