@@ -252,4 +252,3 @@ def test_any_head_order_and_rows_are_rebuilt_from_their_own_queries():
     order, rows = [3, 1, 2, 0], np.array([5, 0, 2])
     np.testing.assert_allclose(store.weights(order).numpy(), w[order], atol=1e-3)
     np.testing.assert_allclose(store.weights(order, rows).numpy(), w[order][:, rows], atol=1e-3)
-
