@@ -211,12 +211,22 @@
     /* fn as a clientside callback whose work waits for the next paint when a head switch caused it:
        heatmap.js draws the new head at once, and the other panels' redraws (and Dash's commit of
        them, one React update for the whole page) come a frame later instead of holding it back
-       (bench/browser.py head_switch_drawn). Any other cause runs fn at once. */
+       (bench/browser.py head_switch_drawn). Any other cause runs fn at once. A deferred call that
+       a later call of the same callback has overtaken (another switch, a hover) does nothing:
+       fn draws into the page itself (the text view), so running it late would put the earlier
+       head's colours under the later head's title. */
     function deferOnHeadSwitch(fn) {
+        var calls = {};  // per callback (its outputs: one function can serve several callbacks)
         return function () {
             var self = this, args = arguments;
+            var cc = window.dash_clientside.callback_context;
+            var key = JSON.stringify((cc && cc.outputs_list) || null);
+            var mine = calls[key] = (calls[key] || 0) + 1;
             if (!headSwitch()) { return fn.apply(self, args); }
-            return afterPaint(function () { return fn.apply(self, args); });
+            return afterPaint(function () {
+                if (mine !== calls[key]) { throw window.dash_clientside.PreventUpdate; }
+                return fn.apply(self, args);
+            });
         };
     }
 
