@@ -409,7 +409,7 @@ def pooled_heatmap(values, row_ranges: Sequence[tuple[int, int]], col_ranges: Se
             "row_starts": [a for a, _ in row_ranges], "col_starts": [a for a, _ in col_ranges]}
     if uirevision is None:
         uirevision = "pooled:" + _digest(ylab[:3], xlab[:3], r, c)
-    return _finish(fig, meta, title=title, uirevision=uirevision)
+    return _finish(fig, meta, title=title, uirevision=uirevision, margin=dict(r=COLORBAR_ROOM))
 
 
 # ---- 2. layer x head grids -------------------------------------------------------------------
