@@ -113,19 +113,23 @@ def _blocks(calls, loaded: LoadedModel) -> list[Block]:
     return blocks
 
 
-def _gates(loaded: LoadedModel, head_mask) -> dict | None:
-    if head_mask is None:
+def gate_dict(loaded: LoadedModel, gates) -> dict | None:
+    """A head mask / gates as interventions.head_gates takes them: None | [L, H] (main block) |
+    {block: [L, H]} -> {block: tensor} or None. Tensors are kept as they are (the importance
+    scores' gates carry gradients); anything else becomes float32. A wrong shape: InputError."""
+    if gates is None:
         return None
-    if not isinstance(head_mask, dict):
-        head_mask = {next(iter(loaded.blocks)): head_mask}
-    gates = {}
-    for block, mask in head_mask.items():
-        arr = np.asarray(mask, dtype=np.float32)
+    if not isinstance(gates, dict):
+        gates = {next(iter(loaded.blocks)): gates}
+    out = {}
+    for block, g in gates.items():
+        if not torch.is_tensor(g):
+            g = torch.from_numpy(np.asarray(g, dtype=np.float32))
         expected = loaded.shape(block)
-        if arr.shape != expected:
-            raise InputError(f"head mask for block {block!r} has shape {arr.shape}, expected {expected}")
-        gates[block] = torch.from_numpy(arr)
-    return gates
+        if tuple(g.shape) != tuple(expected):
+            raise InputError(f"head mask for block {block!r} has shape {tuple(g.shape)}, expected {expected}")
+        out[block] = g
+    return out
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -203,7 +207,7 @@ def extract(loaded: LoadedModel, text: str, text_pair: str | None = None, *, max
     text_pair = _clean(text_pair, "The second text", required=False)
     limit = loaded.max_tokens if max_tokens is None else max(4, min(int(max_tokens), loaded.max_tokens))
     inputs, source, target, truncations = forward_inputs(loaded, text, text_pair, limit)
-    gates = _gates(loaded, head_mask)
+    gates = gate_dict(loaded, head_mask)
     outputs = {}
     fallback = getattr(loaded, "path", None) == "fallback"  # weights from the model's own output_attentions
     own_loss = loaded.architecture == "decoder" and "labels" in inputs and _plain_causal_lm_loss(loaded.model)

@@ -41,7 +41,7 @@ from models.evaluation import (METRIC_SIGN, EvalSet, _is_unpruned, _pair_cosines
 from models.head_scores import (Cancelled, ImportanceResult, Progress, ShouldStop, _check, _goodness, _tick,
                                 ablation_scores, gate_gradients, head_entropy, head_importance, normalise_per_layer)
 from models.losses import (ENCODE_BATCH, MASK_RATE, MAX_TOKENS, SCALE, _encode_sorted, _Encoded, _forward_embed,
-                           _gate_dict, _gated, _infonce, _is_embedding, _lm_inputs, _lm_loss_sum, _mask_positions,
+                           _gated, _infonce, _is_embedding, _lm_inputs, _lm_loss_sum, _mask_positions,
                            _pad, _pad_id, _param_dtype, _text_inputs, _tokenize, embed, loss_name, mean_pool,
                            task_loss)
 from models.pairs import DATA_DIR, MAX_PAIRS, PAIRS_FILE, _batches, _examples, load_pairs, parse_pairs

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from models import interventions
-from models.attention import mean_pool
+from models.attention import gate_dict, mean_pool
 from models.pairs import _examples
 
 MAX_TOKENS = 128  # per text in loss / metric batches (paraphrase sentences are short)
@@ -73,25 +73,8 @@ def _text_inputs(loaded, texts: list[str], max_tokens: int = MAX_TOKENS) -> dict
     return inputs
 
 
-def _gate_dict(loaded, gates) -> dict | None:
-    """None | tensor/array [L,H] (main block) | {block: [L,H]} -> {block: tensor} or None."""
-    if gates is None:
-        return None
-    if not isinstance(gates, dict):
-        gates = {next(iter(loaded.blocks)): gates}
-    out = {}
-    for block, g in gates.items():
-        if not torch.is_tensor(g):
-            g = torch.as_tensor(np.asarray(g, dtype=np.float32))
-        expected = loaded.shape(block)
-        if tuple(g.shape) != tuple(expected):
-            raise ValueError(f"gates for block {block!r} have shape {tuple(g.shape)}, expected {expected}")
-        out[block] = g
-    return out
-
-
 def _gated(loaded, gates):
-    g = _gate_dict(loaded, gates)
+    g = gate_dict(loaded, gates)
     return interventions.head_gates(g) if g else contextlib.nullcontext()
 
 
