@@ -51,6 +51,12 @@ def _register_template(name: str = "attn") -> str:
     layout = {k: v for k, v in white.layout.to_plotly_json().items()
               if k in ("autotypenumbers", "colorway", "font", "hoverlabel", "hovermode", "paper_bgcolor",
                        "plot_bgcolor", "title", "xaxis", "yaxis")}
+    # every axis (x2, y3, ... too): tick labels may overflow. Plotly's default for linear axes, "hide
+    # past div", measures every tick label's box on every redraw (getBoundingClientRect per label):
+    # two thirds of a 200-token heatmap's redraw (~50 -> ~17 ms in Chromium, bench/browser.py). Our
+    # axes reserve their labels' room with automargin, so nothing overflows.
+    for axis in ("xaxis", "yaxis"):
+        layout[axis] = dict(layout[axis], ticklabeloverflow="allow")
     data = {"heatmap": [{"type": "heatmap", "colorbar": {"outlinewidth": 0, "ticks": ""}}],
             "bar": [{"type": "bar", "marker": {"line": {"color": "white", "width": 0.5}}}]}
     pio.templates[name] = go.layout.Template(layout=layout, data=data)
@@ -198,16 +204,6 @@ def _ink(background: str) -> str:
     return "#111827" if lum > 0.179 else "#ffffff"
 
 
-def fast_axes(fig: go.Figure) -> go.Figure:
-    """Tick labels may overflow (`ticklabeloverflow="allow"`): Plotly's default for linear axes,
-    "hide past div", measures every tick label's box on every redraw (getBoundingClientRect per
-    label), which was two thirds of a 200-token heatmap's redraw (~50 ms -> ~17 ms in Chromium,
-    bench/browser.py). Our axes reserve their labels' room with automargin, so nothing overflows."""
-    fig.update_xaxes(ticklabeloverflow="allow")
-    fig.update_yaxes(ticklabeloverflow="allow")
-    return fig
-
-
 def _finish(fig: go.Figure, meta: dict, *, title: str = "", uirevision=None,
             margin: dict | None = None) -> go.Figure:
     m = dict(l=8, r=8, t=40 if title else 10, b=8)
@@ -220,7 +216,7 @@ def _finish(fig: go.Figure, meta: dict, *, title: str = "", uirevision=None,
     )
     if uirevision is not None:
         fig.update_layout(uirevision=uirevision)
-    return fast_axes(fig)
+    return fig
 
 
 def _rect(x0, x1, y0, y1, *, name, color=SELECTED_COLOR, width=2.5, xref="x", yref="y") -> dict:

@@ -26,4 +26,4 @@ def difference_figure(diff, labels) -> go.Figure:
     fig.update_yaxes(tickvals=list(range(len(ticks))), ticktext=ticks, autorange="reversed", scaleanchor="x")
     fig.update_layout(margin=dict(l=8, r=8, t=8, b=8), plot_bgcolor="rgba(0,0,0,0)", uirevision="compare-diff",
                       meta={"kind": "difference", "max_abs": top})
-    return figures.fast_axes(fig)
+    return fig

@@ -70,4 +70,4 @@ def model_view(weights, *, max_tokens: int = THUMB_TOKENS, selected: tuple[int, 
                             "selected": None if selected is None else list(map(int, selected))})
     if title:
         fig.update_layout(title=dict(text=figures.escape_label(title), x=0, font=dict(size=13)))
-    return figures.fast_axes(fig)
+    return fig

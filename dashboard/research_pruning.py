@@ -123,7 +123,7 @@ def study_figure(study: dict | None, model: str | None = None) -> go.Figure:
     )
     fig.update_layout(meta={"kind": "held_out_study", "methods": study["methods"], "model": study.get("model"),
                             "n_estimate": study["n_estimate"], "n_evaluate": study["n_evaluate"]})
-    return figures.fast_axes(fig)
+    return fig
 
 
 def _at(study: dict, share: float) -> int | None:
